@@ -1,0 +1,1 @@
+"""LLM Katas graders: the pytest checks of every kata and the harness they share."""

@@ -1,0 +1,172 @@
+"""The `kata` command: status, check, hint, watch and grade, over the graders and the runner."""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from graders import curriculum
+from graders.curriculum import UsageError
+
+HINTS_STATE = curriculum.ROOT / ".kata" / "hints.json"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _color(text: str, code: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if sys.stdout.isatty() and not os.environ.get("NO_COLOR") else text
+
+
+def _points(x: float) -> str:
+    return f"{x:g}"
+
+
+def _bar(done: float, total: float, width: int = 30) -> str:
+    filled = round(width * done / total) if total else 0
+    return "[" + "#" * filled + "." * (width - filled) + "]"
+
+
+STATE_COLORS = {"passing": "32", "failing": "31", "not started": "2"}
+
+
+def print_table(report: dict):
+    rows = report["katas"]
+    width = max(len(k["title"]) for k in rows)
+    for i, k in enumerate(rows, 1):
+        state = _color(f"{k['status']:<11}", STATE_COLORS[k["status"]])
+        print(f"{i:>2}  {k['name']:<14} {k['title']:<{width}}  {state}  {_points(k['score']):>5} / {_points(k['max_score'])}")
+    passing = sum(k["status"] == "passing" for k in rows)
+    print(f"\n{_bar(report['total'], report['max_score'])} {_points(report['total'])} / {_points(report['max_score'])} points, "
+          f"{passing} of {len(rows)} katas passing")
+
+
+def print_checks(kata: dict):
+    print(f"{kata['title']} ({kata['name']}): {_points(kata['score'])} / {_points(kata['max_score'])} points")
+    for c in kata["checks"]:
+        mark = _color("PASS", "32") if c["passed"] else _color("FAIL", "31")
+        line = f"  {mark} {c['name']} ({_points(c['score'])}/{_points(c['max_score'])})"
+        print(line if c["passed"] else f"{line}: {c['message']}")
+
+
+def _grade(args, names=None) -> dict:
+    from graders import runner  # imports torch: only for the commands that grade
+
+    solutions = getattr(args, "solutions", None)
+    if solutions and not Path(solutions).is_dir():
+        raise UsageError(f"--solutions {solutions}: no such folder; give the folder that holds your kata files")
+    for name in names or ():
+        curriculum.kata(name)
+    return runner.grade(names, solutions=solutions, device=args.device)
+
+
+def cmd_grade(args):
+    report = _grade(args, args.kata)
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        print_table(report)
+
+
+def cmd_status(args):
+    print_table(_grade(args))
+
+
+def cmd_check(args):
+    print_checks(_grade(args, [args.name])["katas"][0])
+
+
+def cmd_hint(args):
+    kata = curriculum.kata(args.name)
+    if not kata.hints:
+        print(f"{kata.name} has no hints.")
+        return
+    if args.all:
+        for i, hint in enumerate(kata.hints, 1):
+            print(f"Hint {i}/{len(kata.hints)}: {hint}")
+        return
+    seen = json.loads(HINTS_STATE.read_text()) if HINTS_STATE.exists() else {}
+    shown = min(seen.get(kata.name, 0), len(kata.hints) - 1)
+    print(f"Hint {shown + 1}/{len(kata.hints)}: {kata.hints[shown]}")
+    if shown + 1 == len(kata.hints):
+        print("That was the last hint; `kata hint --all` shows them all again.")
+    seen[kata.name] = shown + 1
+    HINTS_STATE.parent.mkdir(exist_ok=True)
+    HINTS_STATE.write_text(json.dumps(seen))
+
+
+def cmd_watch(args):
+    name = args.name
+    if name is None:
+        report = _grade(args)
+        name = next((k["name"] for k in report["katas"] if k["status"] != "passing"), None)
+        if name is None:
+            print("Every kata passes. Well done!")
+            return
+    path = Path(args.solutions or curriculum.ROOT / "katas") / curriculum.kata(name).file
+    print(f"Watching {path}; save it to re-run its checks, Ctrl-C to stop.")
+    last = None
+    try:
+        while True:
+            stamp = path.stat().st_mtime if path.exists() else None
+            if stamp != last:
+                last = stamp
+                print(f"\n--- {time.strftime('%H:%M:%S')} ---")
+                print_checks(_grade(args, [name])["katas"][0])
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="kata", description="Build the Transformer and the LLM stack, one kata at a time.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name, fn, help, grades=True):
+        c = sub.add_parser(name, help=help, description=help)
+        c.set_defaults(fn=fn)
+        if grades:
+            c.add_argument("--solutions", metavar="DIR", help="grade the kata files in DIR instead of katas/")
+            c.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the checks run (default cpu)")
+        return c
+
+    command("status", cmd_status, "every kata in order, with its state and points")
+    c = command("check", cmd_check, "run one kata's checks and show each failure")
+    c.add_argument("name")
+    c = command("hint", cmd_hint, "the next hint for a kata", grades=False)
+    c.add_argument("name")
+    c.add_argument("--all", action="store_true", help="every hint at once")
+    c = command("watch", cmd_watch, "re-run a kata's checks each time its file is saved")
+    c.add_argument("name", nargs="?", help="default: the first kata not yet passing")
+    c = command("grade", cmd_grade, "the full score")
+    c.add_argument("--kata", nargs="+", metavar="NAME", help="only these katas")
+    c.add_argument("--format", default="table", choices=["table", "json"])
+    return p
+
+
+def main(argv=None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        if getattr(args, "device", "cpu") == "cuda":
+            _require_cuda()
+        args.fn(args)
+    except UsageError as e:
+        print(f"kata: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        pass
+    except Exception as e:
+        print(f"kata: internal error, please report it: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _require_cuda():
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here; leave out --device to run on the CPU")

@@ -1,0 +1,97 @@
+"""The curriculum (katas/curriculum.toml) and the instructor's knobs (graders/config.toml).
+
+These two files are the only places that list the katas; everything else reads them here.
+"""
+
+import os
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+MANIFEST = ROOT / "katas" / "curriculum.toml"
+CONFIG = ROOT / "graders" / "config.toml"
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for; the CLI prints it as one line."""
+
+
+@dataclass(frozen=True)
+class Kata:
+    name: str
+    title: str
+    hints: tuple[str, ...]
+    forbidden: tuple[str, ...]
+    points: dict  # check name -> points, in the order the checks run
+    tolerances: dict  # tolerance key -> {"atol": ..., "rtol": ..., ...}
+    timeout: float  # wall-clock seconds for the whole kata's grading
+
+    @property
+    def max_score(self) -> float:
+        return float(sum(self.points.values()))
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.py"
+
+
+@dataclass(frozen=True)
+class Settings:
+    seed: int  # the instructor's seed: it picks the inputs of hidden checks
+    check_timeout: float
+    memory_mb: int
+    katas: tuple[Kata, ...]
+
+
+def _load(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(f"{path} is missing; restore it from the repository") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{path} is not valid TOML ({e}); fix it and run again") from None
+
+
+@cache
+def settings() -> Settings:
+    manifest, config = _load(MANIFEST), _load(CONFIG)
+    katas = []
+    for entry in manifest.get("kata", []):
+        name = entry["name"]
+        knobs = config.get(name, {})
+        katas.append(
+            Kata(
+                name=name,
+                title=entry["title"],
+                hints=tuple(entry.get("hints", ())),
+                forbidden=tuple(entry.get("forbidden", ())),
+                points=dict(knobs.get("points", {})),
+                tolerances=dict(knobs.get("tolerance", {})),
+                timeout=float(knobs.get("timeout", config["kata_timeout"])),
+            )
+        )
+    seed = os.environ.get("KATA_SEED", config["seed"])
+    try:
+        seed = int(seed)
+    except ValueError:
+        raise UsageError(f"KATA_SEED must be a whole number, not {seed!r}") from None
+    return Settings(seed, float(config["check_timeout"]), int(config["memory_mb"]), tuple(katas))
+
+
+def katas() -> tuple[Kata, ...]:
+    return settings().katas
+
+
+def kata(name: str) -> Kata:
+    for k in katas():
+        if k.name == name:
+            return k
+    known = ", ".join(k.name for k in katas())
+    raise UsageError(f"no kata named {name!r}; the katas are: {known}")

@@ -1,0 +1,193 @@
+"""Grade katas, each in its own process, so that nothing a kata's code does can cost another kata.
+
+The parent imports torch and pytest once, then forks one worker per kata. A worker runs that kata's
+grader under pytest and streams each check's result up a pipe as soon as it is known. The parent
+enforces a wall-clock limit per kata (a hang inside a C call ignores signals, so only a kill stops
+it); when a worker dies or is killed, the checks it finished keep their results and the rest are
+reported as not run, with the reason.
+"""
+
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+import pytest  # noqa: F401  imported once here so that every forked worker starts with it
+import torch  # noqa: F401
+
+from graders import curriculum
+
+ROOT = curriculum.ROOT
+
+
+@dataclass
+class _Worker:
+    kata: curriculum.Kata
+    pid: int
+    fd: int
+    deadline: float
+    buffer: bytes = b""
+    events: list = field(default_factory=list)
+    killed: bool = False
+    status: int = 0
+
+
+def grade(names=None, solutions=None, device="cpu", entry=None, jobs=None) -> dict:
+    """The report for the named katas (all by default), in the schema `kata grade --format json` prints.
+
+    solutions: a folder of kata files to grade instead of katas/. entry: a catalogue entry (mistake or
+    variant) graded in place of the kata's file; used by the project's own tests.
+    """
+    katas = [curriculum.kata(n) for n in names] if names else list(curriculum.katas())
+    env = {"KATA_DEVICE": device}
+    if solutions:
+        env["KATA_SOLUTIONS"] = str(solutions)
+    if entry:
+        env["KATA_ENTRY"] = entry
+    jobs = jobs or max(1, min(len(katas), os.cpu_count() or 1))
+    results, pending, running = {}, list(katas), {}
+    while pending or running:
+        while pending and len(running) < jobs:
+            worker = _start(pending.pop(0), env)
+            running[worker.fd] = worker
+        _pump(running, results)
+    return _report([results[k.name] for k in katas])
+
+
+def _start(kata: curriculum.Kata, env: dict) -> _Worker:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker: never returns
+        try:
+            os.close(read)
+            os.setpgid(0, 0)
+            _confine()
+            os.environ.update(env, KATA_RESULT_FD=str(write))
+            os.chdir(ROOT)
+            code = pytest.main(
+                [str(ROOT / "graders" / f"test_{kata.name}.py"), "-q", "-s", "-p", "no:cacheprovider",
+                 "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
+            )
+            os._exit(0 if code in (0, 1) else 3)
+        finally:
+            os._exit(4)
+    os.close(write)
+    return _Worker(kata, pid, read, time.monotonic() + kata.timeout)
+
+
+def _confine():
+    """Quiet the worker's output and bound its memory, so a flood or a leak stays inside it."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if sys.platform.startswith("linux"):
+        with open("/proc/self/statm") as f:
+            current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = current + curriculum.settings().memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _pump(running: dict, results: dict):
+    timeout = max(0.0, min(w.deadline for w in running.values()) - time.monotonic())
+    ready, _, _ = select.select(list(running), [], [], timeout)
+    for fd in ready:
+        worker = running[fd]
+        chunk = os.read(fd, 65536)
+        if chunk:
+            worker.buffer += chunk
+            *lines, worker.buffer = worker.buffer.split(b"\n")
+            worker.events += _parse(lines)
+            continue
+        _finish(worker, running, results)
+    now = time.monotonic()
+    for worker in [w for w in running.values() if w.deadline <= now]:
+        worker.killed = True
+        os.killpg(worker.pid, signal.SIGKILL)
+        _finish(worker, running, results)
+
+
+def _parse(lines: list) -> list:
+    events = []
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        if isinstance(event, dict) and "event" in event:
+            events.append(event)
+    return events
+
+
+def _finish(worker: _Worker, running: dict, results: dict):
+    _, worker.status = os.waitpid(worker.pid, 0)
+    try:
+        os.killpg(worker.pid, signal.SIGKILL)  # anything the kata's code left running
+    except ProcessLookupError:
+        pass
+    os.set_blocking(worker.fd, False)
+    try:
+        while chunk := os.read(worker.fd, 65536):
+            worker.buffer += chunk
+    except BlockingIOError:
+        pass
+    worker.events += _parse(worker.buffer.split(b"\n"))
+    os.close(worker.fd)
+    del running[worker.fd]
+    results[worker.kata.name] = _kata_result(worker)
+
+
+def _cause(worker: _Worker) -> str:
+    if worker.killed:
+        return "its grading ran past the time limit and was stopped (an endless loop, or a hang inside a long C call?)"
+    if os.WIFSIGNALED(worker.status):
+        return f"its grading process crashed ({signal.Signals(os.WTERMSIG(worker.status)).name})"
+    code = os.WEXITSTATUS(worker.status)
+    if code == 3:
+        return "its grader could not run (see `pytest graders/test_<kata>.py`)"
+    return f"its grading process exited early with status {code}: does the code call sys.exit() or os._exit()?"
+
+
+def _kata_result(worker: _Worker) -> dict:
+    kata = worker.kata
+    collected = next((e["checks"] for e in worker.events if e["event"] == "collected"), None)
+    hidden = {c["name"]: c["hidden"] for c in collected or []}
+    done = {e["name"]: e for e in worker.events if e["event"] == "result"}
+    started = [e["name"] for e in worker.events if e["event"] == "start"]
+    complete = collected is not None and len(done) == len(collected)
+    cause = "" if complete else _cause(worker)
+    checks = []
+    for name, points in kata.points.items():
+        if name in done:
+            passed, message = done[name]["passed"], done[name]["message"]
+        elif started and name == started[-1]:
+            passed, message = False, f"this check was running when {cause}"
+        else:
+            passed, message = False, f"not run: {cause}"
+        checks.append({
+            "name": name, "passed": passed, "score": float(points) if passed else 0.0,
+            "max_score": float(points), "message": message, "hidden": hidden.get(name, False),
+        })
+    return {
+        "name": kata.name, "title": kata.title, "status": _status(checks),
+        "score": sum(c["score"] for c in checks), "max_score": kata.max_score, "checks": checks,
+    }
+
+
+def _status(checks: list) -> str:
+    if all(c["passed"] for c in checks):
+        return "passing"
+    if all(c["message"].startswith(("not implemented yet", "not started")) for c in checks):
+        return "not started"
+    return "failing"
+
+
+def _report(katas: list) -> dict:
+    return {
+        "total": sum(k["score"] for k in katas),
+        "max_score": sum(k["max_score"] for k in katas),
+        "katas": katas,
+    }
