@@ -16,7 +16,7 @@ else:
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFEST = ROOT / "katas" / "curriculum.toml"
-CONFIG = ROOT / "graders" / "config.toml"
+CONFIG = ROOT / "graders" / "config.toml"  # KATA_CONFIG names another, e.g. a course's private copy
 
 
 class UsageError(Exception):
@@ -59,9 +59,13 @@ def _load(path: Path) -> dict:
         raise UsageError(f"{path} is not valid TOML ({e}); fix it and run again") from None
 
 
+def config_path() -> Path:
+    return Path(os.environ.get("KATA_CONFIG", CONFIG))
+
+
 @cache
 def settings() -> Settings:
-    manifest, config = _load(MANIFEST), _load(CONFIG)
+    manifest, config = _load(MANIFEST), _load(config_path())
     katas = []
     for entry in manifest.get("kata", []):
         name = entry["name"]

@@ -1,0 +1,143 @@
+"""Grader for katas/causal_mask.py: each Case is one check, learner against reference."""
+
+import traceback
+
+import torch
+
+from graders import curriculum
+from graders.harness import Case, cases, compare, describe, fail
+from reference import attention as ref_attention
+from reference import causal_mask as ref
+
+f64 = torch.float64
+
+
+# ------------------------------------------------------------------------------ causal_mask
+
+
+def sizes(q_len, kv_len=None):
+    return lambda g: (q_len,) if kv_len is None else (q_len, kv_len)
+
+
+def hidden_sizes(g):
+    q_len = 2 + g.seed % 5
+    return q_len, q_len + 3 + (g.seed // 5) % 6
+
+
+BAD_CALLS = [((0,), "q_len"), ((-3, 2), "q_len"), ((0, 4), "q_len"), ((4, 2), "kv_len"), ((3, 0), "kv_len")]
+
+
+def bad_calls(m):
+    """What causal_mask does with each bad argument list, in words that are equal when the behaviour is."""
+    seen = []
+    for args, name in BAD_CALLS:
+        try:
+            got = m.causal_mask(*args)
+        except NotImplementedError:
+            raise
+        except ValueError as e:
+            seen.append(f"raised ValueError naming {name}" if name in str(e) else f"raised ValueError without naming {name}")
+        except Exception as e:
+            seen.append(f"raised {type(e).__name__}")
+        else:
+            seen.append(f"returned {describe(got)}")
+    return tuple(seen)
+
+
+def compare_bad_calls(actual, expected, like, tol, where):
+    for (args, _), got, want in zip(BAD_CALLS, actual, like):
+        if got != want:
+            call = f"causal_mask({', '.join(map(str, args))})"
+            return f"{call} should have {want}, but it {got}"
+    return None
+
+
+# ------------------------------------------------------------------------- causal_attention
+
+
+def attention_inputs(*lead, L, S, E=8, Ev=6, dtype=torch.float32):
+    def make(g):
+        q, k = g.randn(*lead, L, E, dtype=dtype), g.randn(*lead, S, E, dtype=dtype)
+        return q, k, g.randn(*lead, S, Ev, dtype=dtype)
+    return make
+
+
+def attend(m, q, k, v):
+    """m.causal_attention(q, k, v), blaming the attention kata when that is what goes wrong."""
+    try:
+        out = m.causal_attention(q, k, v)
+    except NotImplementedError as e:
+        frames = traceback.extract_tb(e.__traceback__)
+        if frames and frames[-1].filename.endswith("attention.py"):
+            raise NotImplementedError(
+                "causal_attention calls scaled_dot_product_attention from the attention kata, which is not "
+                "implemented yet: do the attention kata first (kata check attention)"
+            ) from None
+        raise
+    blame_attention_kata(m, q, k, v, out)
+    return out
+
+
+def blame_attention_kata(m, q, k, v, out):
+    sdpa = vars(m).get("scaled_dot_product_attention")
+    if sdpa is None or getattr(sdpa, "__module__", None) != "katas.attention":
+        return  # not the learner's attention kata (the reference, or a hand-written attention)
+    tol = curriculum.kata("causal_mask").tolerances["default"]
+    want = ref.causal_attention(q, k, v)
+    if compare(out, want, want, tol, "") is None:
+        return
+    mask = ref.causal_mask(q.shape[-2], k.shape[-2], device=q.device)
+    right = ref_attention.scaled_dot_product_attention(q, k, v, mask)
+    try:
+        problem = compare(sdpa(q, k, v, mask), right, right, tol, "its output")
+    except Exception as e:
+        problem = f"it raised {type(e).__name__}: {e}"
+    if problem:
+        fail(
+            f"causal_attention({describe(q)}, {describe(k)}, {describe(v)}) is wrong because "
+            f"scaled_dot_product_attention from your attention kata (katas/attention.py) is: under the causal "
+            f"mask, {problem}. Fix the attention kata first (kata check attention)"
+        )
+
+
+def future_change(m, q, k, v):
+    """For each position p of a query: how much the outputs of the queries at or before p move when
+    only the keys and values after p change. Causality means: not at all."""
+    L, S = q.shape[-2], k.shape[-2]
+    base = attend(m, q, k, v)
+    moved = []
+    for p in range(S - L, S - 1):
+        k2, v2 = k.clone(), v.clone()
+        k2[..., p + 1:, :] = -3.0 * k2[..., p + 1:, :] + 1.0
+        v2[..., p + 1:, :] = 5.0 * v2[..., p + 1:, :] - 2.0
+        n = p - (S - L) + 1  # queries 0 .. n - 1 sit at positions <= p
+        moved.append(attend(m, q, k2, v2)[..., :n, :] - base[..., :n, :])
+    return tuple(moved)
+
+
+test_case = cases([
+    Case("mask_square", "causal_mask", sizes(5, 5)),
+    Case("mask_default_kv_len", "causal_mask", sizes(4)),
+    Case("mask_fewer_queries", "causal_mask", sizes(3, 7), what="causal_mask(3, 7), three new queries after four cached tokens"),
+    Case("mask_one_query", "causal_mask", sizes(1, 6), what="causal_mask(1, 6), one decoding step after five cached tokens"),
+    Case("mask_device", lambda m, x: m.causal_mask(3, 5, device=x.device), lambda g: (g.randn(1),),
+         what="causal_mask(3, 5, device=...) on the grading device"),
+    Case("value_error_q_len_zero", "causal_mask", sizes(0)),
+    Case("value_error_q_len_negative", "causal_mask", sizes(-2, 3)),
+    Case("value_error_kv_len_short", "causal_mask", sizes(5, 3)),
+    Case("value_error_kv_len_zero", "causal_mask", sizes(2, 0)),
+    Case("value_error_messages", bad_calls, lambda g: (), compare=compare_bad_calls,
+         what="causal_mask with bad arguments (q_len < 1, kv_len < q_len)"),
+    Case("attention_square", attend, attention_inputs(2, L=6, S=6), what="causal_attention with L == S == 6"),
+    Case("attention_fewer_queries", attend, attention_inputs(2, 3, L=4, S=9, E=8, Ev=5),
+         what="causal_attention with L = 4 queries over S = 9 keys"),
+    Case("attention_decode_one", attend, attention_inputs(L=1, S=7, E=16, Ev=4),
+         what="causal_attention with one query over S = 7 keys"),
+    Case("attention_float64", attend, attention_inputs(3, L=3, S=5, E=6, Ev=7, dtype=f64),
+         what="causal_attention in float64 with L = 3, S = 5"),
+    Case("attention_future_invariant", future_change, attention_inputs(2, L=4, S=8),
+         what="the change of the earlier queries' outputs when only later tokens' keys and values change (must be 0)"),
+    Case("mask_hidden", "causal_mask", hidden_sizes, hidden=True),
+    Case("attention_hidden", attend, attention_inputs(2, 2, L=5, S=11, E=12, Ev=6), hidden=True,
+         what="causal_attention with L = 5 queries over S = 11 keys"),
+])

@@ -1,0 +1,189 @@
+"""Grader for katas/kv_cache.py: each Case is one check, learner against reference."""
+
+import math
+import sys
+from functools import lru_cache
+
+import torch
+from torch.utils import flop_counter
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from graders import harness
+from graders.harness import Case, cases
+
+f64 = torch.float64
+
+
+class FlopCount(TorchDispatchMode):
+    """Adds up FLOPs with the formulas of torch.utils.flop_counter, exactly as its FlopCounterMode does.
+
+    FlopCounterMode's first use imports torch._dynamo (seconds); this plain mode counts the same ops
+    with the same formulas without it. FlopCounterMode has no formula for the CPU kernel of torch's
+    scaled_dot_product_attention and counts it as free; here it counts like the GPU kernels, so that
+    attention is seen whichever way it is computed.
+    """
+
+    formulas = {
+        **flop_counter.flop_registry,
+        torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: flop_counter.shape_wrapper(
+            lambda q, k, v, *args, out_shape=None, **kwargs: flop_counter.sdpa_flop_count(q, k, v)
+        ),
+    }
+
+    @classmethod
+    def _should_skip_dynamo(cls):
+        return False
+
+    def __init__(self):
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = self.formulas.get(func.overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def attn_inputs(B=2, T=7, d_model=32, n_heads=4, dtype=torch.float32):
+    """x (B, T, d_model) and the four projection weights stacked (4, d_model, d_model) in the order q, k, v, o."""
+    def make(g):
+        x = g.randn(B, T, d_model, dtype=dtype)
+        w = g.randn(4, d_model, d_model, dtype=dtype, scale=1 / math.sqrt(d_model))  # q.k / sqrt(head_dim) ~ 1
+        return x, w, n_heads
+    return make
+
+
+def _layer(m, w, n_heads):
+    layer = m.CachedCausalSelfAttention(w.shape[-1], n_heads).to(device=w.device, dtype=w.dtype)
+    with torch.no_grad():
+        for proj, weight in zip((layer.q_proj, layer.k_proj, layer.v_proj, layer.o_proj), w):
+            proj.weight.copy_(weight)
+    return layer
+
+
+def full_forward(m, x, w, n_heads):
+    return _layer(m, w, n_heads)(x)
+
+
+def chunked(sizes):
+    """Feeds x to a fresh cache in chunks of these sizes; the outputs of all chunks, concatenated."""
+    def call(m, x, w, n_heads):
+        layer, cache = _layer(m, w, n_heads), m.KVCache()
+        outs, start = [], 0
+        for n in sizes:
+            outs.append(layer(x[:, start:start + n], cache))
+            start += n
+        return torch.cat(outs, dim=1)
+    return call
+
+
+def token_by_token(m, x, w, n_heads):
+    return chunked([1] * x.shape[1])(m, x, w, n_heads)
+
+
+def kv_inputs(B=2, H=3, D=4, sizes=(3, 1, 2)):
+    def make(g):
+        return tuple(g.randn(B, H, n, D) for n in sizes for _ in "kv")
+    return make
+
+
+def cache_updates(m, *kv):
+    """len() of the fresh cache, then for each update: the keys and values it returns and len() after."""
+    cache = m.KVCache()
+    seen = [len(cache)]
+    for k, v in zip(kv[0::2], kv[1::2]):
+        keys, values = cache.update(k, v)
+        seen += [keys, values, len(cache)]
+    return tuple(seen)
+
+
+def empty_len(m):
+    return len(m.KVCache())
+
+
+def _attention_note() -> str:
+    """A pointer to the attention kata when the learner's own attention, which this kata imports, is wrong."""
+    return " (Note: your scaled_dot_product_attention from the attention kata does not pass a quick check: if you use it here, fix that kata first.)" if _attention_broken() else ""
+
+
+@lru_cache(maxsize=1)
+def _attention_broken() -> bool:
+    attention = sys.modules.get("katas.attention")
+    if attention is None or not callable(getattr(attention, "scaled_dot_product_attention", None)):
+        return False
+    from reference.attention import scaled_dot_product_attention as reference
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in "qkv")
+    mask = torch.ones(3, 5, dtype=torch.bool).tril(2)
+    try:
+        got = attention.scaled_dot_product_attention(q, k, v, mask)
+        return not (isinstance(got, torch.Tensor) and got.shape == (2, 3, 3, 8)
+                    and torch.allclose(got.float(), reference(q, k, v, mask), atol=1e-5, rtol=1e-4))
+    except Exception:
+        return True
+
+
+def outputs(actual, expected, like, tol, where):
+    problem = harness.compare(actual, expected, like, tol, where)
+    return problem and problem + _attention_note()
+
+
+# ------------------------------------------------------------------------------------------ FLOPs
+
+STEPS = (16, 32, 64)
+
+
+def decode_flops(m, x, w, n_heads):
+    """For each T in STEPS: (T, FLOPs of one decode step on a cache of length T, FLOPs of a full forward of T + 1 tokens)."""
+    layer = _layer(m, w, n_heads)
+    counts = []
+    with torch.no_grad():
+        for T in STEPS:
+            cache = m.KVCache()
+            layer(x[:, :T], cache)
+            with FlopCount() as step:
+                layer(x[:, T:T + 1], cache)
+            with FlopCount() as full:
+                layer(x[:, :T + 1])
+            counts.append((T, step.total, full.total))
+    return tuple(counts)
+
+
+def flops_within(actual, expected, like, tol, where):
+    """Each decode step may cost at most max_ratio times the reference's step; fewer FLOPs are fine."""
+    for (T, got, full), (_, want, _) in zip(actual, expected):
+        if got > tol["max_ratio"] * want:
+            first, last = actual[0], actual[-1]
+            return (
+                f"one decode step with {T} cached positions counts {got} FLOPs (torch.utils.flop_counter's formulas), "
+                f"{got / want:.1f} times the reference's {want}; a forward over all {T + 1} positions counts "
+                f"{full}. From T={first[0]} to T={last[0]} your step grew {last[1] / max(first[1], 1):.1f}x "
+                f"(the reference's {expected[-1][1] / expected[0][1]:.1f}x): a cached step must cost O(T*d), "
+                f"not O(T^2*d), so project only the new token and attend only its query over the cached "
+                f"keys and values"
+            )
+    return None
+
+
+test_case = cases([
+    Case("full_forward", full_forward, attn_inputs(T=7), compare=outputs,
+         what="the forward of 7 tokens without a cache"),
+    Case("decode_token_by_token", token_by_token, attn_inputs(T=7), compare=outputs,
+         what="decoding 7 tokens one at a time with a cache, against the full causal forward"),
+    Case("chunked_prefill", chunked([4, 1, 3, 2]), attn_inputs(T=10), compare=outputs,
+         what="feeding 10 tokens in chunks of 4, 1, 3, 2 through one cache, against the full causal forward"),
+    Case("cache_update", cache_updates, kv_inputs(), what="KVCache: len(), then update() with 3, 1 and 2 new "
+         "positions, returning (len, keys, values, len, ...)"),
+    Case("cache_empty_len", empty_len, lambda g: (), what="len(KVCache()) of a new cache"),
+    Case("decode_flops", decode_flops, attn_inputs(B=1, T=65, d_model=64, n_heads=4), tol="flops", upcast=False,
+         compare=flops_within, what="the FLOPs of one decode step with 16, 32 and 64 cached positions"),
+    Case("decode_float64", chunked([3, 1, 2]), attn_inputs(T=6, d_model=16, n_heads=2, dtype=f64), compare=outputs,
+         what="decoding in chunks of 3, 1, 2 with a float64 layer and input"),
+    Case("decode_hidden", chunked([2, 1, 1, 3, 1]), attn_inputs(B=3, T=8, d_model=48, n_heads=6), compare=outputs,
+         hidden=True, what="decoding 8 tokens in chunks of 2, 1, 1, 3, 1 (6 heads), against the full causal forward"),
+    Case("cache_hidden", cache_updates, kv_inputs(B=1, H=2, D=5, sizes=(2, 2, 1, 3)), hidden=True,
+         what="KVCache: len(), then update() with 2, 2, 1 and 3 new positions"),
+])

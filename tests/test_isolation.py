@@ -1,0 +1,180 @@
+"""A kata's code cannot break the run: whatever it does costs that kata's points and nothing else."""
+
+import json
+import shutil
+import textwrap
+
+import pytest
+
+from graders import curriculum, runner
+
+REFERENCE = curriculum.ROOT / "reference"
+CORRECT = "from reference.attention import softmax, scaled_dot_product_attention\n"
+
+
+@pytest.fixture
+def fast_limits(tmp_path, monkeypatch):
+    """The real config with short time limits, so that hangs are cut quickly."""
+    text = curriculum.config_path().read_text()
+    text = text.replace("check_timeout = 10", "check_timeout = 5").replace("kata_timeout = 60", "kata_timeout = 12")
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    monkeypatch.setenv("KATA_CONFIG", str(config))
+    curriculum.settings.cache_clear()
+    yield
+    curriculum.settings.cache_clear()
+
+
+def grade_attention(tmp_path, source: str) -> dict:
+    folder = tmp_path / "solutions"
+    folder.mkdir(exist_ok=True)
+    (folder / "attention.py").write_text(textwrap.dedent(source))
+    return runner.grade(["attention"], solutions=folder)["katas"][0]
+
+
+def messages(result) -> str:
+    return "\n".join(c["message"] for c in result["checks"])
+
+
+def passed(result, prefix) -> list:
+    return [c["passed"] for c in result["checks"] if c["name"].startswith(prefix)]
+
+
+# Each hostile submission: its source and a phrase that its feedback must contain.
+HOSTILE = {
+    "import_error": ("import no_such_module\n", "failed to import: ModuleNotFoundError"),
+    "syntax_error": ("def softmax(x, dim=-1)\n    return x\n", "failed to import: SyntaxError"),
+    "exit_at_import": ("import sys\nsys.exit(3)\n", "failed to import: the import raised SystemExit"),
+    "raises": ("def softmax(x, dim=-1):\n    return x[99]\n" + CORRECT.replace("softmax, ", ""),
+               "raised IndexError: index 99 is out of bounds for dimension 0 with size"),
+    "returns_garbage": ("def softmax(x, dim=-1):\n    return 'garbage'\n", "should be a tensor"),
+    "nan": ("import torch\ndef softmax(x, dim=-1):\n    return torch.full_like(x, float('nan'))\n", "contains NaN in"),
+    "wrong_shape": ("def softmax(x, dim=-1):\n    return x.transpose(0, 1)\n", "has shape"),
+    "forbidden_getattr": ("import torch\ndef softmax(x, dim=-1):\n    return getattr(torch, 'soft' + 'max')(x, dim)\n",
+                          "calls torch.softmax, which this kata forbids"),
+    "forbidden_aten": ("import torch\ndef softmax(x, dim=-1):\n    return torch.ops.aten._softmax(x, dim, False)\n",
+                       "calls aten._softmax, which this kata forbids"),
+    "in_place": ("from reference.attention import softmax as ok\ndef softmax(x, dim=-1):\n    x.mul_(1.0001)\n    return ok(x / 1.0001, dim)\n",
+                 "changed its input #1 in place"),
+    "monkeypatch": ("import torch\ntorch.allclose = lambda *a, **k: True\n" + CORRECT, "your code replaced torch.allclose"),
+    "exit_in_call": ("import sys\ndef softmax(x, dim=-1):\n    sys.exit(0)\n", "raised SystemExit"),
+    "memory": ("import torch\ndef softmax(x, dim=-1):\n    return torch.empty(2**40, dtype=torch.uint8)\n", "raised RuntimeError"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_submission_fails_with_a_clear_message(tmp_path, name):
+    source, phrase = HOSTILE[name]
+    result = grade_attention(tmp_path, source)
+    assert result["score"] < result["max_score"]
+    assert phrase in messages(result)
+
+
+def test_python_loop_costs_only_the_looping_check(tmp_path, fast_limits):
+    result = grade_attention(tmp_path, CORRECT.replace("softmax, ", "softmax as ok, ") +
+                             "def softmax(x, dim=-1):\n    while dim == 0:\n        pass\n    return ok(x, dim)\n")
+    for check in result["checks"]:
+        assert check["passed"] == (check["name"] != "softmax_dim0")
+    assert "took too long" in messages(result)
+
+
+@pytest.mark.parametrize("ending, phrase", [
+    ("import os; os._exit(7)", "exited early with status 7"),
+    ("import ctypes; ctypes.string_at(0)", "crashed (SIGSEGV)"),
+    # SIGALRM blocked: a stand-in for a long C call that no signal interrupts
+    ("import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n        while True: pass",
+     "ran past the time limit"),
+])
+def test_dying_process_keeps_the_points_already_earned(tmp_path, fast_limits, ending, phrase):
+    source = f"""
+    from reference.attention import softmax, scaled_dot_product_attention as ok
+    def scaled_dot_product_attention(q, k, v, mask=None):
+        if mask is not None:
+            {ending}
+        return ok(q, k, v, mask)
+    """
+    result = grade_attention(tmp_path, source)
+    checks = {c["name"]: c for c in result["checks"]}
+    assert checks["softmax_rows"]["passed"] and checks["attention_basic"]["passed"], messages(result)
+    assert result["score"] == sum(c["score"] for c in result["checks"] if c["passed"]) > 0
+    assert checks["attention_mask"]["message"] == f"this check was running when {runner_cause(result)}"
+    assert phrase in checks["attention_mask"]["message"]
+    assert checks["attention_float64"]["message"].startswith("not run: ")
+
+
+def runner_cause(result) -> str:
+    return next(c["message"] for c in result["checks"] if c["name"] == "attention_mask").removeprefix("this check was running when ")
+
+
+def test_flooding_stdout_does_not_stop_the_run(tmp_path):
+    result = grade_attention(tmp_path, CORRECT.replace("softmax, ", "softmax as ok, ") +
+                             "def softmax(x, dim=-1):\n    print('x' * 10**7)\n    return ok(x, dim)\n")
+    assert result["score"] == result["max_score"]
+
+
+def test_tensor_subclass_cannot_lie_about_its_values(tmp_path):
+    source = """
+    import torch
+    class Liar(torch.Tensor):
+        def __eq__(self, other): return torch.ones_like(other, dtype=torch.bool)
+        def allclose(self, *a, **k): return True
+    def softmax(x, dim=-1):
+        return torch.zeros_like(x).as_subclass(Liar)
+    """
+    assert "entries are off" in messages(grade_attention(tmp_path, source))
+
+
+def test_tensor_subclass_with_right_values_passes(tmp_path):
+    source = """
+    import torch
+    from reference.attention import softmax as ok, scaled_dot_product_attention
+    class Tagged(torch.Tensor):
+        pass
+    def softmax(x, dim=-1):
+        return ok(x, dim).as_subclass(Tagged)
+    """
+    result = grade_attention(tmp_path, source)
+    assert all(passed(result, "softmax"))
+
+
+def test_missing_file_is_not_started(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = runner.grade(["attention"], solutions=tmp_path / "empty")["katas"][0]
+    assert result["status"] == "not started" and result["score"] == 0
+    assert all(c["message"].startswith("not started: ") for c in result["checks"])
+
+
+def test_a_broken_kata_leaves_the_others_untouched(tmp_path):
+    folder = tmp_path / "solutions"
+    shutil.copytree(REFERENCE, folder, ignore=shutil.ignore_patterns("*_catalogue.py", "__pycache__"))
+    (folder / "attention.py").write_text("import os\nos._exit(1)\n")
+    report = runner.grade(solutions=folder)
+    for kata in report["katas"]:
+        if kata["name"] == "attention":
+            assert kata["score"] == 0
+        else:
+            assert kata["score"] == kata["max_score"], kata["name"]
+
+
+def test_same_submission_same_report(tmp_path):
+    source = CORRECT.replace("scaled_dot_product_attention", "scaled_dot_product_attention as ok") + (
+        "def scaled_dot_product_attention(q, k, v, mask=None):\n    return ok(q, k, v, None)\n")
+    first, second = grade_attention(tmp_path, source), grade_attention(tmp_path, source)
+    assert 0 < first["score"] < first["max_score"]
+    assert json.dumps(first) == json.dumps(second)
+
+
+def test_hidden_checks_follow_the_instructors_seed(tmp_path, monkeypatch):
+    """An answer hard-coded for one seed fails the hidden checks under another."""
+    from graders.harness import Gen, seed_for
+
+    monkeypatch.setenv("KATA_SEED", "1")
+    curriculum.settings.cache_clear()
+    one = Gen(seed_for("attention", "softmax_hidden", hidden=True)).randn(3)
+    public_one = seed_for("attention", "softmax_rows", hidden=False)
+    monkeypatch.setenv("KATA_SEED", "2")
+    curriculum.settings.cache_clear()
+    two = Gen(seed_for("attention", "softmax_hidden", hidden=True)).randn(3)
+    assert not one.equal(two)
+    assert seed_for("attention", "softmax_rows", hidden=False) == public_one
+    curriculum.settings.cache_clear()
