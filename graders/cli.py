@@ -10,7 +10,7 @@ from pathlib import Path
 from graders import curriculum
 from graders.curriculum import UsageError
 
-HINTS_STATE = curriculum.ROOT / ".kata" / "hints.json"
+HINTS_STATE = Path(os.environ.get("KATA_STATE", curriculum.ROOT / ".kata")) / "hints.json"
 
 
 class _Parser(argparse.ArgumentParser):

@@ -433,21 +433,29 @@ class Learner:
         got = self.outcome(lambda m: case.invoke(m, args), what)
         changed = _changed_inputs(before, args)
         if changed:
-            fail(f"{what} changed its input {changed} in place; compute a new tensor instead")
+            fail(f"{what} changed its input {changed} in place; compute a new tensor instead{self.diagnose(case, before)}")
         problem = compare_outcomes(got, expected, like, case, self.tol(case.tol))
         if problem:
             fail(f"{what}: {problem}{self.diagnose(case, before, got)}")
 
-    def diagnose(self, case: "Case", args, got: Outcome) -> str:
-        """' Looks like a common mistake: ...' when a catalogued mistake behaves as the learner's code does."""
+    def diagnose(self, case: "Case", args, got: Outcome | None = None) -> str:
+        """' Looks like a common mistake: ...' when a catalogued mistake behaves as the learner's code does.
+
+        With got None, the learner's code changed its inputs: look for a mistake that does too.
+        """
         cat = self.catalogue()
         if cat is None:
             return ""
         tol = self.tol(case.tol)
         like = reference_outcome(self.reference, case, clone(args))
         for entry in cat.MISTAKES:
-            theirs = reference_outcome(self.catalogue_module(entry.name), case, clone(args))
-            if compare_outcomes(theirs, like, like, case, tol) and not compare_outcomes(got, theirs, theirs, case, tol):
+            theirs_args = clone(args)
+            theirs = reference_outcome(self.catalogue_module(entry.name), case, theirs_args)
+            if got is None:
+                same = _changed_inputs(args, theirs_args) is not None
+            else:
+                same = compare_outcomes(theirs, like, like, case, tol) and not compare_outcomes(got, theirs, theirs, case, tol)
+            if same:
                 return f". Looks like a common mistake: {entry.says}."
         return ""
 

@@ -16,8 +16,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import pytest  # noqa: F401  imported once here so that every forked worker starts with it
+import pytest  # noqa: F401  imported once here so that every forked worker starts with them
 import torch  # noqa: F401
+
+import graders.harness  # noqa: F401
 
 from graders import curriculum
 
@@ -27,6 +29,7 @@ ROOT = curriculum.ROOT
 @dataclass
 class _Worker:
     kata: curriculum.Kata
+    submission: int  # index into the submissions being graded
     pid: int
     fd: int
     deadline: float
@@ -36,29 +39,43 @@ class _Worker:
     status: int = 0
 
 
-def grade(names=None, solutions=None, device="cpu", entry=None, jobs=None) -> dict:
+def grade(names=None, solutions=None, device="cpu", entry=None) -> dict:
     """The report for the named katas (all by default), in the schema `kata grade --format json` prints.
 
     solutions: a folder of kata files to grade instead of katas/. entry: a catalogue entry (mistake or
     variant) graded in place of the kata's file; used by the project's own tests.
     """
+    return grade_many([solutions], names, device, entry)[0]
+
+
+def grade_many(submissions: list, names=None, device="cpu", entry=None, on_report=None) -> list:
+    """One report per submission folder (None: katas/), every (submission, kata) pair in its own
+    worker, as many at a time as there are CPUs. on_report(i, report) is called as each completes."""
     katas = [curriculum.kata(n) for n in names] if names else list(curriculum.katas())
-    env = {"KATA_DEVICE": device}
-    if solutions:
-        env["KATA_SOLUTIONS"] = str(solutions)
-    if entry:
-        env["KATA_ENTRY"] = entry
-    jobs = jobs or max(1, min(len(katas), os.cpu_count() or 1))
-    results, pending, running = {}, list(katas), {}
+    pending = []
+    for i, folder in enumerate(submissions):
+        env = {"KATA_DEVICE": device}
+        if folder:
+            env["KATA_SOLUTIONS"] = str(folder)
+        if entry:
+            env["KATA_ENTRY"] = entry
+        pending += [(i, kata, env) for kata in katas]
+    results = [{} for _ in submissions]
+    running = {}
+    jobs = os.cpu_count() or 1
     while pending or running:
         while pending and len(running) < jobs:
-            worker = _start(pending.pop(0), env)
+            i, kata, env = pending.pop(0)
+            worker = _start(kata, env, i)
             running[worker.fd] = worker
-        _pump(running, results)
-    return _report([results[k.name] for k in katas])
+        for worker in _pump(running):
+            results[worker.submission][worker.kata.name] = _kata_result(worker)
+            if on_report and len(results[worker.submission]) == len(katas):
+                on_report(worker.submission, _report([results[worker.submission][k.name] for k in katas]))
+    return [_report([r[k.name] for k in katas]) for r in results]
 
 
-def _start(kata: curriculum.Kata, env: dict) -> _Worker:
+def _start(kata: curriculum.Kata, env: dict, submission: int) -> _Worker:
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the worker: never returns
@@ -76,7 +93,7 @@ def _start(kata: curriculum.Kata, env: dict) -> _Worker:
         finally:
             os._exit(4)
     os.close(write)
-    return _Worker(kata, pid, read, time.monotonic() + kata.timeout)
+    return _Worker(kata, submission, pid, read, time.monotonic() + kata.timeout)
 
 
 def _confine():
@@ -91,9 +108,11 @@ def _confine():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _pump(running: dict, results: dict):
+def _pump(running: dict) -> list:
+    """Read what the workers sent; return the ones that are done (finished, died or killed)."""
     timeout = max(0.0, min(w.deadline for w in running.values()) - time.monotonic())
     ready, _, _ = select.select(list(running), [], [], timeout)
+    done = []
     for fd in ready:
         worker = running[fd]
         chunk = os.read(fd, 65536)
@@ -101,13 +120,14 @@ def _pump(running: dict, results: dict):
             worker.buffer += chunk
             *lines, worker.buffer = worker.buffer.split(b"\n")
             worker.events += _parse(lines)
-            continue
-        _finish(worker, running, results)
+        else:
+            done.append(_finish(worker, running))
     now = time.monotonic()
     for worker in [w for w in running.values() if w.deadline <= now]:
         worker.killed = True
         os.killpg(worker.pid, signal.SIGKILL)
-        _finish(worker, running, results)
+        done.append(_finish(worker, running))
+    return done
 
 
 def _parse(lines: list) -> list:
@@ -122,7 +142,7 @@ def _parse(lines: list) -> list:
     return events
 
 
-def _finish(worker: _Worker, running: dict, results: dict):
+def _finish(worker: _Worker, running: dict) -> _Worker:
     _, worker.status = os.waitpid(worker.pid, 0)
     try:
         os.killpg(worker.pid, signal.SIGKILL)  # anything the kata's code left running
@@ -137,7 +157,7 @@ def _finish(worker: _Worker, running: dict, results: dict):
     worker.events += _parse(worker.buffer.split(b"\n"))
     os.close(worker.fd)
     del running[worker.fd]
-    results[worker.kata.name] = _kata_result(worker)
+    return worker
 
 
 def _cause(worker: _Worker) -> str:

@@ -1,0 +1,84 @@
+"""The `kata` command as a learner meets it: clear lines for bad input, a stable JSON schema."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from graders import curriculum
+
+KATA = str(Path(sys.executable).parent / "kata")
+
+
+def kata(*args, env=None):
+    return subprocess.run([KATA, *args], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("args, phrase", [
+    (["check", "no_such_kata"], "no kata named 'no_such_kata'; the katas are: attention"),
+    (["grade", "--kata", "attention", "nope"], "no kata named 'nope'"),
+    (["grade", "--solutions", "/no/such/folder"], "--solutions /no/such/folder: no such folder"),
+    (["grade", "--format", "xml"], "invalid choice: 'xml'"),
+    (["grade", "--bogus"], "unrecognized arguments: --bogus"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ([], "the following arguments are required: command"),
+    (["hint"], "the following arguments are required: name"),
+])
+def test_bad_input_gets_one_clear_line(args, phrase):
+    result = kata(*args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kata: ") and phrase in lines[0], result.stderr
+
+
+def test_bad_seed_gets_one_clear_line(monkeypatch):
+    import os
+
+    result = kata("status", env={**os.environ, "KATA_SEED": "abc"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "kata: KATA_SEED must be a whole number, not 'abc'"
+
+
+def test_fresh_clone_status_shows_every_kata_not_started():
+    result = kata("status")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line[:3].strip().isdigit()]
+    assert [row.split()[1] for row in rows] == [k.name for k in curriculum.katas()]
+    assert all("not started" in row and " 0 / " in row for row in rows)
+
+
+def test_grade_json_schema_and_exit_status():
+    result = kata("grade", "--kata", "attention", "--format", "json")
+    assert result.returncode == 0  # failing checks are a score, not an error
+    report = json.loads(result.stdout)
+    assert set(report) == {"total", "max_score", "katas"}
+    assert isinstance(report["total"], float) and isinstance(report["max_score"], float)
+    (k,) = report["katas"]
+    assert {"name", "score", "max_score", "checks"} <= set(k)
+    for c in k["checks"]:
+        assert {"name": str, "passed": bool, "score": float, "max_score": float, "message": str}.items() <= {
+            key: type(c[key]) for key in ("name", "passed", "score", "max_score", "message")}.items()
+    assert report["max_score"] == k["max_score"] == curriculum.kata("attention").max_score
+
+
+def test_check_prints_one_line_per_check():
+    result = kata("check", "attention", "--solutions", str(curriculum.ROOT / "reference"))
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 + len(curriculum.kata("attention").points)
+    assert all("PASS" in line for line in lines[1:])
+
+
+def test_hints_come_one_at_a_time(tmp_path):
+    import os
+
+    env = {**os.environ, "KATA_STATE": str(tmp_path)}
+    hints = curriculum.kata("attention").hints
+    shown = [kata("hint", "attention", env=env).stdout for _ in range(len(hints) + 1)]
+    for i, hint in enumerate(hints):
+        assert shown[i].startswith(f"Hint {i + 1}/{len(hints)}: {hint}")
+    assert shown[-1].startswith(f"Hint {len(hints)}/{len(hints)}")
+    everything = kata("hint", "attention", "--all", env=env).stdout
+    assert all(h in everything for h in hints)
