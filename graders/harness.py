@@ -13,6 +13,7 @@ common mistake it looks like) and never shows a tolerance.
 
 import builtins
 import copy
+import functools
 import importlib
 import math
 import os
@@ -20,7 +21,7 @@ import sys
 import traceback
 import types
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +47,9 @@ _sum, _any, _item = torch.sum, torch.any, torch.Tensor.item
 _numel, _float64 = torch.Tensor.numel, torch.float64
 _Failed = pytest.fail.Exception
 _OutcomeException = _Failed.__mro__[1]  # pytest's base of fail/skip/timeout outcomes
+
+# A student template ships recorded reference outcomes here instead of the reference solutions.
+SNAPSHOTS = curriculum.ROOT / "graders" / "snapshots"
 
 # Every function and module reachable from these namespaces is snapshotted before the learner's code
 # is imported; a check fails if any of them was replaced.
@@ -333,7 +337,11 @@ class Learner:
             else:
                 banned_py[_id(_resolve(dotted))] = dotted
         self._banned_py = banned_py
-        self.reference = importlib.import_module(f"reference.{name}")
+        self.snapshots = load_snapshots(name) if SNAPSHOTS.is_dir() else None
+        try:
+            self.reference = importlib.import_module(f"reference.{name}")
+        except ModuleNotFoundError:
+            self.reference = None  # a student template: the snapshots are the oracle
 
     # -- loading
 
@@ -363,10 +371,9 @@ class Learner:
         self._module = got.value
 
     def catalogue(self):
-        try:
-            return importlib.import_module(f"reference.{self.name}_catalogue")
-        except ModuleNotFoundError:
+        if self.reference is None:
             return None  # a student template ships no catalogue
+        return importlib.import_module(f"reference.{self.name}_catalogue")
 
     def catalogue_module(self, entry_name: str) -> types.ModuleType:
         cat = self.catalogue()
@@ -427,19 +434,28 @@ class Learner:
         """Run one Case: learner against reference on the same seeded inputs."""
         args = to_device(case.inputs(Gen(seed_for(self.name, case.name, case.hidden))), self.device)
         what = case.what or f"{case.label}({', '.join(describe(a) for a in args)})"
-        like = reference_outcome(self.reference, case, clone(args))
-        expected = reference_outcome(self.reference, case, upcast(args)) if case.upcast else like
+        if self.snapshots is not None:
+            like, expected = (Outcome(to_device(o.value, self.device), o.error) for o in self.snapshots[case.name])
+        else:
+            like, expected = reference_outcomes(self.reference, case, args)
         before = clone(args)
         got = self.outcome(lambda m: case.invoke(m, args), what)
         changed = _changed_inputs(before, args)
         if changed:
-            fail(f"{what} changed its input {changed} in place; compute a new tensor instead{self.diagnose(case, before)}")
+            fail(f"{what} changed its input {changed} in place; compute a new tensor instead" + _notes(self.diagnose(case, before)))
         problem = compare_outcomes(got, expected, like, case, self.tol(case.tol))
         if problem:
-            fail(f"{what}: {problem}{self.diagnose(case, before, got)}")
+            fail(f"{what}: {problem}" + _notes(self.diagnose(case, before, got), self.dependency_note(case)))
+
+    def dependency_note(self, case: "Case") -> str:
+        """Blame the kata this one builds on, when that is the learner's and fails its own checks."""
+        failing = [dep for dep in case.uses if self.entry is None and not kata_passes(dep)]
+        if not failing:
+            return ""
+        return f"Note: this builds on your {failing[0]} kata, which fails its own checks: fix it first (kata check {failing[0]})"
 
     def diagnose(self, case: "Case", args, got: Outcome | None = None) -> str:
-        """' Looks like a common mistake: ...' when a catalogued mistake behaves as the learner's code does.
+        """'Looks like a common mistake: ...' when a catalogued mistake behaves as the learner's code does.
 
         With got None, the learner's code changed its inputs: look for a mistake that does too.
         """
@@ -456,8 +472,19 @@ class Learner:
             else:
                 same = compare_outcomes(theirs, like, like, case, tol) and not compare_outcomes(got, theirs, theirs, case, tol)
             if same:
-                return f". Looks like a common mistake: {entry.says}."
+                return f"Looks like a common mistake: {entry.says}"
         return ""
+
+
+def _notes(*notes: str) -> str:
+    """Sentences appended to a failure message, the empty ones left out."""
+    return "".join(f". {n}" for n in notes if n) + ("." if any(notes) else "")
+
+
+def reference_outcomes(module, case: "Case", args) -> tuple:
+    """(like, expected): the reference on the learner's dtype and device, and its values to match."""
+    like = reference_outcome(module, case, clone(args))
+    return like, reference_outcome(module, case, upcast(args)) if case.upcast else like
 
 
 def reference_outcome(module, case: "Case", args) -> Outcome:
@@ -516,6 +543,7 @@ class Case:
     upcast: bool = True
     what: str = ""
     compare: Callable | None = None
+    uses: tuple = ()  # katas whose learner code this check runs too, e.g. ("attention",)
 
     @property
     def label(self) -> str:
@@ -528,11 +556,70 @@ class Case:
 
 
 def cases(items: list[Case]):
-    """Turn a list of Cases into one parametrized pytest test: one check per case."""
+    """Turn a list of Cases into one parametrized pytest test: one check per case.
+
+    A student template has no hidden checks: their inputs come from the instructor's seed.
+    """
+    if SNAPSHOTS.is_dir():
+        items = [c for c in items if not c.hidden]
     params = [pytest.param(c, id=c.name, marks=[pytest.mark.hidden] if c.hidden else []) for c in items]
 
     @pytest.mark.parametrize("case", params)
     def test_case(kata, case):
         kata.check(case)
 
+    test_case.cases = items
     return test_case
+
+
+@functools.cache
+def kata_passes(name: str) -> bool:
+    """Whether the submission's kata `name` passes its public checks."""
+    learner = Learner(name)
+    for case in kata_cases(name):
+        if not case.hidden:
+            try:
+                learner.check(case)
+            except Fail:
+                return False
+    return True
+
+
+def kata_cases(name: str) -> list[Case]:
+    """Every Case of a kata's grader, in order."""
+    module = importlib.import_module(f"graders.test_{name}")
+    lists = [getattr(obj, "cases", None) for obj in vars(module).values() if callable(obj)]
+    return [c for items in lists if _isinstance(items, list) for c in items]
+
+
+# ------------------------------------------------------------------------------------- snapshots
+# Outcomes are stored as plain data (tensors, numbers, strings, lists, dicts) that torch.load reads
+# with weights_only=True: nothing in a snapshot can run code or be read back as solution code.
+
+
+def record_snapshots(name: str) -> dict:
+    """The reference's outcomes on every public Case of a kata, on the CPU."""
+    reference = importlib.import_module(f"reference.{name}")
+    out = {}
+    for case in kata_cases(name):
+        if not case.hidden:
+            args = case.inputs(Gen(seed_for(name, case.name, False)))
+            out[case.name] = [_encode(o) for o in reference_outcomes(reference, case, args)]
+    return out
+
+
+def load_snapshots(name: str) -> dict:
+    stored = torch.load(SNAPSHOTS / f"{name}.pt", weights_only=True)
+    return {case: [_decode(o) for o in pair] for case, pair in stored.items()}
+
+
+def _encode(outcome: Outcome) -> dict:
+    if outcome.error is not None:
+        return {"raises": _type(outcome.error).__name__}
+    return {"value": _map(lambda t: _detach(t), outcome.value)}
+
+
+def _decode(stored: dict) -> Outcome:
+    if "raises" in stored:
+        return Outcome(error=getattr(builtins, stored["raises"], Exception)())
+    return Outcome(stored["value"])

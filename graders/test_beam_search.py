@@ -118,8 +118,8 @@ def tie_free_random_lm(seed, vocab_size, prompt, eos_id, beam_width, max_new_tok
 GREEDY_TRAP = dict(vocab_size=6, prompt=[5, 1], eos_id=0, table={
     (): {1: .45, 2: .40, 0: .03}, (1,): {3: .35, 0: .05}, (2,): {4: .9}, (1, 3): {0: .9}, (2, 4): {0: .95}})
 
-# The strong hypothesis [1] ends at step 2 ([1, eos] ranks first) while [1, 4], ranked third, must
-# refill the beam: it finishes best at step 3. [2, eos] ranks third at step 2 and must be dropped.
+# Step 2 ranks [1, eos], [1, 5], [2, eos], [1, 4], ...: the strong [1] ends, [2, eos] (rank 2) must be
+# dropped, and [1, 4] (rank 3) must refill the beam; [1, 4, eos] then finishes at step 3.
 EARLY_EOS = dict(vocab_size=6, prompt=[4], eos_id=3, table={
     (): {1: .7, 2: .2, 3: .02}, (1,): {3: .5, 5: .3, 4: .15}, (2,): {3: .6, 5: .3}, (1, 5): {3: .2}, (1, 4): {3: .9}})
 
@@ -169,7 +169,7 @@ def hypotheses(actual, expected, like, tol, where):
 
 
 def calls(actual, expected, like, tol, where):
-    sizes = [len(c) if isinstance(c, list) else c for c in actual] if isinstance(actual, list) else actual
+    sizes = [len(c) for c in actual]
     if sizes != [len(c) for c in like]:
         return (f"next_logprobs was called with batches of sizes {sizes}, expected {[len(c) for c in like]}: "
                 f"one call per step, with every running prefix")
@@ -190,7 +190,8 @@ def beam_vs_greedy(m, model, prompt, eos_id, max_new_tokens):
 
 
 def best(m, model, prompt, eos_id, max_new_tokens, length_penalty):
-    # A beam wide enough to keep every hypothesis must find the brute-force best.
+    # A beam wide enough to keep every hypothesis must find the brute-force best (the reference does:
+    # every hypothesis ends up finished and the best score comes first).
     width = model.vocab_size ** max_new_tokens
     return m.beam_search(model, prompt, eos_id, width, max_new_tokens, length_penalty)[:1]
 
@@ -220,7 +221,7 @@ test_case = cases([
          "beam_search(beam_width=3, max_new_tokens=5) on a random model with V=6")),
     Case("beam_width_1_is_greedy", beam_vs_greedy, table(EARLY_STOP, 6), upcast=False,
          what="(greedy_decode, beam_search(beam_width=1)[0] tokens): they must be the same tokens"),
-    Case("wide_beam_finds_best", best, lambda g: (*random_model(4, 1, 3, 1.0, 0.0)(g)[:3], 3, 1.0), upcast=False,
+    Case("wide_beam_finds_best", best, lambda g: (*random_model(4, 64, 3, 1.0, 0.0)(g)[:3], 3, 1.0), upcast=False,
          compare=hypotheses, what="beam_search with a beam wide enough to keep every hypothesis: the brute-force best first"),
     Case("batched_calls", counted, table(EARLY_EOS, 2, 5), upcast=False, compare=calls,
          what="the calls to next_logprobs that beam_search(beam_width=2, max_new_tokens=5) makes"),

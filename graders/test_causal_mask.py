@@ -1,13 +1,8 @@
 """Grader for katas/causal_mask.py: each Case is one check, learner against reference."""
 
-import traceback
-
 import torch
 
-from graders import curriculum
-from graders.harness import Case, cases, compare, describe, fail
-from reference import attention as ref_attention
-from reference import causal_mask as ref
+from graders.harness import Case, cases, describe
 
 f64 = torch.float64
 
@@ -62,56 +57,22 @@ def attention_inputs(*lead, L, S, E=8, Ev=6, dtype=torch.float32):
     return make
 
 
-def attend(m, q, k, v):
-    """m.causal_attention(q, k, v), blaming the attention kata when that is what goes wrong."""
-    try:
-        out = m.causal_attention(q, k, v)
-    except NotImplementedError as e:
-        frames = traceback.extract_tb(e.__traceback__)
-        if frames and frames[-1].filename.endswith("attention.py"):
-            raise NotImplementedError(
-                "causal_attention calls scaled_dot_product_attention from the attention kata, which is not "
-                "implemented yet: do the attention kata first (kata check attention)"
-            ) from None
-        raise
-    blame_attention_kata(m, q, k, v, out)
-    return out
-
-
-def blame_attention_kata(m, q, k, v, out):
-    sdpa = vars(m).get("scaled_dot_product_attention")
-    if sdpa is None or getattr(sdpa, "__module__", None) != "katas.attention":
-        return  # not the learner's attention kata (the reference, or a hand-written attention)
-    tol = curriculum.kata("causal_mask").tolerances["default"]
-    want = ref.causal_attention(q, k, v)
-    if compare(out, want, want, tol, "") is None:
-        return
-    mask = ref.causal_mask(q.shape[-2], k.shape[-2], device=q.device)
-    right = ref_attention.scaled_dot_product_attention(q, k, v, mask)
-    try:
-        problem = compare(sdpa(q, k, v, mask), right, right, tol, "its output")
-    except Exception as e:
-        problem = f"it raised {type(e).__name__}: {e}"
-    if problem:
-        fail(
-            f"causal_attention({describe(q)}, {describe(k)}, {describe(v)}) is wrong because "
-            f"scaled_dot_product_attention from your attention kata (katas/attention.py) is: under the causal "
-            f"mask, {problem}. Fix the attention kata first (kata check attention)"
-        )
+def attention_case(name, inputs, **kw):
+    return Case(name, "causal_attention", inputs, uses=("attention",), **kw)
 
 
 def future_change(m, q, k, v):
     """For each position p of a query: how much the outputs of the queries at or before p move when
     only the keys and values after p change. Causality means: not at all."""
     L, S = q.shape[-2], k.shape[-2]
-    base = attend(m, q, k, v)
+    base = m.causal_attention(q, k, v)
     moved = []
     for p in range(S - L, S - 1):
         k2, v2 = k.clone(), v.clone()
         k2[..., p + 1:, :] = -3.0 * k2[..., p + 1:, :] + 1.0
         v2[..., p + 1:, :] = 5.0 * v2[..., p + 1:, :] - 2.0
         n = p - (S - L) + 1  # queries 0 .. n - 1 sit at positions <= p
-        moved.append(attend(m, q, k2, v2)[..., :n, :] - base[..., :n, :])
+        moved.append(m.causal_attention(q, k2, v2)[..., :n, :] - base[..., :n, :])
     return tuple(moved)
 
 
@@ -128,16 +89,16 @@ test_case = cases([
     Case("value_error_kv_len_zero", "causal_mask", sizes(2, 0)),
     Case("value_error_messages", bad_calls, lambda g: (), compare=compare_bad_calls,
          what="causal_mask with bad arguments (q_len < 1, kv_len < q_len)"),
-    Case("attention_square", attend, attention_inputs(2, L=6, S=6), what="causal_attention with L == S == 6"),
-    Case("attention_fewer_queries", attend, attention_inputs(2, 3, L=4, S=9, E=8, Ev=5),
-         what="causal_attention with L = 4 queries over S = 9 keys"),
-    Case("attention_decode_one", attend, attention_inputs(L=1, S=7, E=16, Ev=4),
-         what="causal_attention with one query over S = 7 keys"),
-    Case("attention_float64", attend, attention_inputs(3, L=3, S=5, E=6, Ev=7, dtype=f64),
-         what="causal_attention in float64 with L = 3, S = 5"),
-    Case("attention_future_invariant", future_change, attention_inputs(2, L=4, S=8),
+    attention_case("attention_square", attention_inputs(2, L=6, S=6), what="causal_attention with L == S == 6"),
+    attention_case("attention_fewer_queries", attention_inputs(2, 3, L=4, S=9, E=8, Ev=5),
+                   what="causal_attention with L = 4 queries over S = 9 keys"),
+    attention_case("attention_decode_one", attention_inputs(L=1, S=7, E=16, Ev=4),
+                   what="causal_attention with one query over S = 7 keys"),
+    attention_case("attention_float64", attention_inputs(3, L=3, S=5, E=6, Ev=7, dtype=f64),
+                   what="causal_attention in float64 with L = 3, S = 5"),
+    Case("attention_future_invariant", future_change, attention_inputs(2, L=4, S=8), uses=("attention",),
          what="the change of the earlier queries' outputs when only later tokens' keys and values change (must be 0)"),
     Case("mask_hidden", "causal_mask", hidden_sizes, hidden=True),
-    Case("attention_hidden", attend, attention_inputs(2, 2, L=5, S=11, E=12, Ev=6), hidden=True,
-         what="causal_attention with L = 5 queries over S = 11 keys"),
+    attention_case("attention_hidden", attention_inputs(2, 2, L=5, S=11, E=12, Ev=6), hidden=True,
+                   what="causal_attention with L = 5 queries over S = 11 keys"),
 ])

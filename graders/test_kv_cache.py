@@ -1,14 +1,11 @@
 """Grader for katas/kv_cache.py: each Case is one check, learner against reference."""
 
 import math
-import sys
-from functools import lru_cache
 
 import torch
 from torch.utils import flop_counter
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from graders import harness
 from graders.harness import Case, cases
 
 f64 = torch.float64
@@ -104,33 +101,6 @@ def empty_len(m):
     return len(m.KVCache())
 
 
-def _attention_note() -> str:
-    """A pointer to the attention kata when the learner's own attention, which this kata imports, is wrong."""
-    return " (Note: your scaled_dot_product_attention from the attention kata does not pass a quick check: if you use it here, fix that kata first.)" if _attention_broken() else ""
-
-
-@lru_cache(maxsize=1)
-def _attention_broken() -> bool:
-    attention = sys.modules.get("katas.attention")
-    if attention is None or not callable(getattr(attention, "scaled_dot_product_attention", None)):
-        return False
-    from reference.attention import scaled_dot_product_attention as reference
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 5, 8, generator=g) for _ in "qkv")
-    mask = torch.ones(3, 5, dtype=torch.bool).tril(2)
-    try:
-        got = attention.scaled_dot_product_attention(q, k, v, mask)
-        return not (isinstance(got, torch.Tensor) and got.shape == (2, 3, 3, 8)
-                    and torch.allclose(got.float(), reference(q, k, v, mask), atol=1e-5, rtol=1e-4))
-    except Exception:
-        return True
-
-
-def outputs(actual, expected, like, tol, where):
-    problem = harness.compare(actual, expected, like, tol, where)
-    return problem and problem + _attention_note()
-
-
 # ------------------------------------------------------------------------------------------ FLOPs
 
 STEPS = (16, 32, 64)
@@ -169,20 +139,20 @@ def flops_within(actual, expected, like, tol, where):
 
 
 test_case = cases([
-    Case("full_forward", full_forward, attn_inputs(T=7), compare=outputs,
+    Case("full_forward", full_forward, attn_inputs(T=7), uses=("attention",),
          what="the forward of 7 tokens without a cache"),
-    Case("decode_token_by_token", token_by_token, attn_inputs(T=7), compare=outputs,
+    Case("decode_token_by_token", token_by_token, attn_inputs(T=7), uses=("attention",),
          what="decoding 7 tokens one at a time with a cache, against the full causal forward"),
-    Case("chunked_prefill", chunked([4, 1, 3, 2]), attn_inputs(T=10), compare=outputs,
+    Case("chunked_prefill", chunked([4, 1, 3, 2]), attn_inputs(T=10), uses=("attention",),
          what="feeding 10 tokens in chunks of 4, 1, 3, 2 through one cache, against the full causal forward"),
     Case("cache_update", cache_updates, kv_inputs(), what="KVCache: len(), then update() with 3, 1 and 2 new "
          "positions, returning (len, keys, values, len, ...)"),
     Case("cache_empty_len", empty_len, lambda g: (), what="len(KVCache()) of a new cache"),
     Case("decode_flops", decode_flops, attn_inputs(B=1, T=65, d_model=64, n_heads=4), tol="flops", upcast=False,
          compare=flops_within, what="the FLOPs of one decode step with 16, 32 and 64 cached positions"),
-    Case("decode_float64", chunked([3, 1, 2]), attn_inputs(T=6, d_model=16, n_heads=2, dtype=f64), compare=outputs,
+    Case("decode_float64", chunked([3, 1, 2]), attn_inputs(T=6, d_model=16, n_heads=2, dtype=f64), uses=("attention",),
          what="decoding in chunks of 3, 1, 2 with a float64 layer and input"),
-    Case("decode_hidden", chunked([2, 1, 1, 3, 1]), attn_inputs(B=3, T=8, d_model=48, n_heads=6), compare=outputs,
+    Case("decode_hidden", chunked([2, 1, 1, 3, 1]), attn_inputs(B=3, T=8, d_model=48, n_heads=6), uses=("attention",),
          hidden=True, what="decoding 8 tokens in chunks of 2, 1, 1, 3, 1 (6 heads), against the full causal forward"),
     Case("cache_hidden", cache_updates, kv_inputs(B=1, H=2, D=5, sizes=(2, 2, 1, 3)), hidden=True,
          what="KVCache: len(), then update() with 2, 2, 1 and 3 new positions"),
