@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from graders import curriculum
+from graders import curriculum, formats
 from graders.curriculum import UsageError
 
 HINTS_STATE = Path(os.environ.get("KATA_STATE", curriculum.ROOT / ".kata")) / "hints.json"
@@ -65,11 +65,39 @@ def _grade(args, names=None) -> dict:
 
 
 def cmd_grade(args):
+    start = time.monotonic()
     report = _grade(args, args.kata)
     if args.format == "json":
         print(json.dumps(report, indent=2))
+    elif args.format == "classroom":
+        for kata in report["katas"]:
+            print_checks(kata)
+        result = formats.classroom(report)
+        if os.environ.get("GITHUB_OUTPUT"):
+            with open(os.environ["GITHUB_OUTPUT"], "a") as out:
+                out.write(f"result={result}\n")
+        else:
+            print(f"result={result}")
+    elif args.format == "gradescope":
+        print(formats.gradescope(report, time.monotonic() - start))
     else:
         print_table(report)
+
+
+def cmd_export_template(args):
+    from graders import export
+
+    out = export.export_template(args.dir, with_hidden=args.with_hidden)
+    print(f"Wrote the student template to {out}: push it as the assignment's template repository, then set "
+          f"GRADERS_REPOSITORY and GRADERS_REF in .github/workflows/classroom.yml (see the README).")
+
+
+def cmd_export_gradescope(args):
+    from graders import export
+
+    out = export.export_gradescope(args.dir)
+    print(f"Wrote the autograder to {out}: zip its contents (cd {out} && zip -r ../autograder.zip .) and "
+          f"upload the zip as the assignment's autograder.")
 
 
 def cmd_status(args):
@@ -144,8 +172,42 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("name", nargs="?", help="default: the first kata not yet passing")
     c = command("grade", cmd_grade, "the full score")
     c.add_argument("--kata", nargs="+", metavar="NAME", help="only these katas")
-    c.add_argument("--format", default="table", choices=["table", "json"])
+    c.add_argument("--format", default="table", choices=["table", "json", "classroom", "gradescope"])
+    if (curriculum.ROOT / "reference").is_dir():  # the instructor's repository, not a student template
+        c = command("export-template", cmd_export_template, "write the repository learners receive", grades=False)
+        c.add_argument("dir")
+        c.add_argument("--with-hidden", action="store_true", help="also record the hidden checks (for a private copy)")
+        c = command("export-gradescope", cmd_export_gradescope, "write Gradescope's autograder files", grades=False)
+        c.add_argument("dir")
+        c = command("calibrate", cmd_calibrate, "each check's tolerance against the catalogue's variants and "
+                    "mistakes: errors, margins and flags (on CUDA too when there is one)", grades=False)
+        c.add_argument("name", nargs="*", metavar="NAME", help="default: every kata")
+        c.add_argument("--seeds", type=int, default=20, metavar="N", help="seeds per check (default 20)")
+        c.add_argument("--suggest", action="store_true", help="also propose a tolerance per check; nothing is written")
+    if (curriculum.ROOT / "reference").is_dir():  # grading a class needs the instructor's repository
+        c = command("grade-many", cmd_grade_many, "grade a whole class: one folder per learner in; a CSV of points "
+                    "and one JSON report per learner out", grades=False)
+        c.add_argument("submissions", metavar="SUBMISSIONS_DIR",
+                       help="one folder per learner (e.g. GitHub Classroom's clones); only katas/<kata>.py is taken")
+        c.add_argument("--out", required=True, metavar="CSV", help="the CSV to write, e.g. grades.csv")
+        c.add_argument("--reports", metavar="DIR",
+                       help="where the JSON reports go (default: next to the CSV, grades.csv -> grades/)")
+        c.add_argument("--force", action="store_true", help="regrade everyone, also learners unchanged since their last report")
+        c.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the checks run (default cpu)")
     return p
+
+
+def cmd_grade_many(args):
+    from graders import batch  # imports torch only when there is something to grade
+
+    batch.run(args)
+
+
+def cmd_calibrate(args):
+    from graders import calibrate  # imports torch and every grader: only for this command
+
+    for text in calibrate.run(args.name, args.seeds, args.suggest):
+        print(text + "\n", flush=True)
 
 
 def main(argv=None) -> int:
@@ -170,3 +232,7 @@ def _require_cuda():
 
     if not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available here; leave out --device to run on the CPU")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

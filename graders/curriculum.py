@@ -46,6 +46,7 @@ class Kata:
 class Settings:
     seed: int  # the instructor's seed: it picks the inputs of hidden checks
     check_timeout: float
+    kata_timeout: float
     memory_mb: int
     katas: tuple[Kata, ...]
 
@@ -81,12 +82,12 @@ def settings() -> Settings:
                 timeout=float(knobs.get("timeout", config["kata_timeout"])),
             )
         )
-    seed = os.environ.get("KATA_SEED", config["seed"])
+    seed = os.environ.get("KATA_SEED", config.get("seed", 0))
     try:
         seed = int(seed)
     except ValueError:
         raise UsageError(f"KATA_SEED must be a whole number, not {seed!r}") from None
-    return Settings(seed, float(config["check_timeout"]), int(config["memory_mb"]), tuple(katas))
+    return Settings(seed, float(config["check_timeout"]), float(config["kata_timeout"]), int(config["memory_mb"]), tuple(katas))
 
 
 def katas() -> tuple[Kata, ...]:

@@ -558,10 +558,7 @@ class Case:
 def cases(items: list[Case]):
     """Turn a list of Cases into one parametrized pytest test: one check per case.
 
-    A student template has no hidden checks: their inputs come from the instructor's seed.
     """
-    if SNAPSHOTS.is_dir():
-        items = [c for c in items if not c.hidden]
     params = [pytest.param(c, id=c.name, marks=[pytest.mark.hidden] if c.hidden else []) for c in items]
 
     @pytest.mark.parametrize("case", params)
@@ -597,13 +594,13 @@ def kata_cases(name: str) -> list[Case]:
 # with weights_only=True: nothing in a snapshot can run code or be read back as solution code.
 
 
-def record_snapshots(name: str) -> dict:
-    """The reference's outcomes on every public Case of a kata, on the CPU."""
+def record_snapshots(name: str, with_hidden: bool = False) -> dict:
+    """The reference's outcomes on the public Cases of a kata (and the hidden ones), on the CPU."""
     reference = importlib.import_module(f"reference.{name}")
     out = {}
     for case in kata_cases(name):
-        if not case.hidden:
-            args = case.inputs(Gen(seed_for(name, case.name, False)))
+        if with_hidden or not case.hidden:
+            args = case.inputs(Gen(seed_for(name, case.name, case.hidden)))
             out[case.name] = [_encode(o) for o in reference_outcomes(reference, case, args)]
     return out
 

@@ -7,6 +7,7 @@ forward would equal the base layer's, right or wrong.
 """
 
 import math
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -82,7 +83,7 @@ def frozen_base(m, W, b):
 
 def trainable_parameters(m, W, b):
     _, lora = build(m, W, b)
-    return sorted(name for name, p in lora.named_parameters() if p.requires_grad)
+    return {"parameters that require grad": sorted(n for n, p in lora.named_parameters() if p.requires_grad)}
 
 
 def adapter_dtype_device(m, W, b):
@@ -214,26 +215,30 @@ def apply(targets):
 def apply_trainable(m, x):
     torch.manual_seed(0)
     model = m.apply_lora(Tiny(x.device), ["q", "fc"], R, ALPHA)
-    return [(name, p.numel()) for name, p in model.named_parameters() if p.requires_grad]
+    trainable = [(name, p.numel()) for name, p in model.named_parameters() if p.requires_grad]
+    return {"trainable tensors": len(trainable), "trainable numbers": sum(n for _, n in trainable),
+            "all of them lora_A or lora_B": all(name.rpartition(".")[2] in ("lora_A", "lora_B") for name, _ in trainable)}
 
 
-STEPS, LR = 40, 0.05
+STEPS, LR = 20, 0.2
+
+
+def two_layers(device):
+    return nn.Sequential(OrderedDict(q=nn.Linear(8, 8, device=device), out=nn.Linear(8, 4, device=device)))
 
 
 def fine_tune(m, x):
-    """A tiny regression task whose answer is a low-rank change of the q layers: LoRA on q and proj
-    must drive the loss down while every pretrained weight stays bitwise identical."""
+    """A tiny regression task whose answer is a rank-2 change of the layer q: LoRA on q alone must
+    drive the loss down while every pretrained weight stays bitwise identical."""
     torch.manual_seed(0)
-    model = Tiny(x.device)
+    model = two_layers(x.device)
     with torch.no_grad():
-        teacher = Tiny(x.device)
+        teacher = two_layers(x.device)
         teacher.load_state_dict(model.state_dict())
-        for block in teacher.blocks:
-            u, v = torch.randn(8, 2, device=x.device), torch.randn(2, 8, device=x.device)
-            block.attn.q.weight += 0.3 * u @ v
+        teacher.q.weight += 0.5 * torch.randn(8, 2, device=x.device) @ torch.randn(2, 8, device=x.device)
         y = teacher(x)
     pretrained = {k: v.clone() for k, v in model.state_dict().items()}
-    model = m.apply_lora(model, ["q", "proj"], R, ALPHA)
+    model = m.apply_lora(model, ["q"], R, ALPHA)
     params = [p for p in model.parameters() if p.requires_grad]
     losses = []
     for _ in range(STEPS):
@@ -245,7 +250,7 @@ def fine_tune(m, x):
                 for p, grad in zip(params, grads):
                     p -= LR * grad
     now = {k.replace(".base.", "."): v for k, v in model.state_dict().items()}
-    return {"loss fell to under a fifth": losses[-1] < losses[0] / 5,
+    return {"loss fell to under a tenth": losses[-1] < losses[0] / 10,
             "pretrained weights bitwise unchanged": all(
                 k in now and torch.equal(now[k], v) for k, v in pretrained.items())}
 
@@ -289,7 +294,7 @@ test_case = cases([
          what="apply_lora(model, ['q', 'proj', 'fc'], r=4, alpha=12) on a model with blocks.{0,1}.attn.{q,proj}, "
               "blocks.{0,1}.mlp.{fc,c_proj}, and out.proj and head (subclasses of nn.Linear)"),
     Case("apply_trainable", apply_trainable, model_input, upcast=False,
-         what="the trainable parameters (name, numel) after apply_lora(model, ['q', 'fc'], r=4, alpha=12)"),
+         what="the trainable parameters after apply_lora(model, ['q', 'fc'], r=4, alpha=12)"),
     Case("apply_unknown_target", apply(["q", "k"]), model_input, upcast=False,
          what="apply_lora(model, ['q', 'k'], ...) on a model with no layer named k"),
     Case("apply_not_a_linear", apply(["ln"]), model_input, upcast=False,
@@ -297,7 +302,7 @@ test_case = cases([
     Case("apply_subclass_only", apply(["q", "head"]), model_input, upcast=False,
          what="apply_lora(model, ['q', 'head'], ...) where head is a subclass of nn.Linear"),
     Case("fine_tune", fine_tune, lambda g: (g.randn(64, 8),), upcast=False,
-         what="40 gradient-descent steps of apply_lora(model, ['q', 'proj'], r=4, alpha=12) on a low-rank regression task"),
+         what="20 gradient-descent steps after apply_lora(model, ['q'], r=4, alpha=12) on a low-rank regression task"),
     Case("forward_hidden", forward, layer(IN=16, OUT=5, r=4, lead=(3, 2)), hidden=True,
          what="LoRALinear(...)(x) on hidden inputs"),
     Case("merge_hidden", merge_matches_forward, layer(IN=6, OUT=11, r=4, lead=(4,)), hidden=True,
