@@ -119,8 +119,8 @@ test_case = cases([
     Case("layer_norm_float64", "layer_norm", ln_inputs(2, shape=(3, 5), dtype=f64, scale=1e-3, shift=0.01), tol="float64"),
     Case("layer_norm_leaves_input", ln_leaves_input, ln_inputs(3),
          what="(layer_norm(x, weight, bias), x afterwards)"),
-    Case("layer_norm_grads", ln_grads, with_upstream(ln_inputs(3)), what=GRADS.format("layer_norm(x, weight, bias)")),
-    Case("layer_norm_grads_2d_weight", ln_grads, with_upstream(ln_inputs(2, shape=(3, 4))),
+    Case("layer_norm_grads", ln_grads, tol="grads", inputs=with_upstream(ln_inputs(3)), what=GRADS.format("layer_norm(x, weight, bias)")),
+    Case("layer_norm_grads_2d_weight", ln_grads, tol="grads", inputs=with_upstream(ln_inputs(2, shape=(3, 4))),
          what=GRADS.format("layer_norm(x, weight, bias)") + " with a (3, 4) weight"),
     Case("rms_norm_basic", "rms_norm", rms_inputs(2, 3, shift=1.0)),
     Case("rms_norm_quiet", "rms_norm", rms_inputs(4, scale=1e-3),
@@ -128,7 +128,7 @@ test_case = cases([
     Case("rms_norm_2d_weight", "rms_norm", rms_inputs(2, shape=(4, 6), shift=0.5),
          what="rms_norm over the last 2 dims (weight (4, 6))"),
     Case("rms_norm_float64", "rms_norm", rms_inputs(3, shape=(2, 5), dtype=f64, shift=0.5), tol="float64"),
-    Case("rms_norm_grads", rms_grads, with_upstream(rms_inputs(3, shift=0.5)),
+    Case("rms_norm_grads", rms_grads, tol="grads", inputs=with_upstream(rms_inputs(3, shift=0.5)),
          what="the gradients (w.r.t. x, weight) of sum(rms_norm(x, weight) * g), g random"),
     Case("LayerNorm_init", module_init, lambda g: (), upcast=False,
          what="the weight and bias of fresh LayerNorm(8) and LayerNorm((3, 4), eps=1e-3)"),
@@ -143,7 +143,7 @@ test_case = cases([
          what="a torch.nn.LayerNorm's state_dict loaded into your LayerNorm((3, 4)) (its output on x) and "
               "yours loaded back into a torch.nn.LayerNorm (its weight and bias)"),
     Case("layer_norm_hidden", "layer_norm", ln_inputs(3, shape=(2, 5), scale=3e-3, shift=-0.01), hidden=True),
-    Case("layer_norm_grads_hidden", ln_grads, with_upstream(ln_inputs(2, 2, shape=(6,), scale=0.1)), hidden=True,
+    Case("layer_norm_grads_hidden", ln_grads, tol="grads", inputs=with_upstream(ln_inputs(2, 2, shape=(6,), scale=0.1)), hidden=True,
          what=GRADS.format("layer_norm(x, weight, bias)")),
     Case("rms_norm_hidden", "rms_norm", rms_inputs(2, shape=(3, 4), scale=2e-3, shift=1e-3), hidden=True),
 ])
