@@ -82,7 +82,7 @@ def test_python_loop_costs_only_the_looping_check(tmp_path, fast_limits):
     ("import os; os._exit(7)", "exited early with status 7"),
     ("import ctypes; ctypes.string_at(0)", "crashed (SIGSEGV)"),
     # SIGALRM blocked: a stand-in for a long C call that no signal interrupts
-    ("import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n        while True: pass",
+    ("import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n            while True: pass",
      "ran past the time limit"),
 ])
 def test_dying_process_keeps_the_points_already_earned(tmp_path, fast_limits, ending, phrase):
