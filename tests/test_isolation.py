@@ -178,3 +178,16 @@ def test_hidden_checks_follow_the_instructors_seed(tmp_path, monkeypatch):
     assert not one.equal(two)
     assert seed_for("attention", "softmax_rows", hidden=False) == public_one
     curriculum.settings.cache_clear()
+
+
+def test_feedback_blames_the_kata_this_one_builds_on(tmp_path):
+    folder = tmp_path / "solutions"
+    folder.mkdir()
+    attention = (REFERENCE / "attention.py").read_text().replace("/ math.sqrt(q.shape[-1])", "")
+    (folder / "attention.py").write_text(attention)
+    causal = (REFERENCE / "causal_mask.py").read_text().replace("from reference.attention", "from katas.attention")
+    (folder / "causal_mask.py").write_text(causal)
+    result = runner.grade(["causal_mask"], solutions=folder)["katas"][0]
+    blamed = [c for c in result["checks"] if "builds on your attention kata" in c["message"]]
+    assert blamed and all(c["name"].startswith("attention_") for c in blamed)
+    assert all(c["passed"] for c in result["checks"] if c["name"].startswith(("mask_", "value_error")))
