@@ -194,7 +194,17 @@ def parser() -> argparse.ArgumentParser:
                        help="where the JSON reports go (default: next to the CSV, grades.csv -> grades/)")
         c.add_argument("--force", action="store_true", help="regrade everyone, also learners unchanged since their last report")
         c.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the checks run (default cpu)")
+    c = command("bench", cmd_bench, "why a kata's technique exists, measured on your code beside the reference "
+                "(kv_cache, quantization)")
+    c.add_argument("name")
+    c.add_argument("--quick", action="store_true", help="the two smallest sizes only")
     return p
+
+
+def cmd_bench(args):
+    from graders import bench  # imports torch: only for this command
+
+    bench.run(args.name, args.solutions, args.device, args.quick)
 
 
 def cmd_grade_many(args):

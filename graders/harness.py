@@ -12,6 +12,7 @@ common mistake it looks like) and never shows a tolerance.
 """
 
 import builtins
+import contextlib
 import copy
 import functools
 import importlib
@@ -74,6 +75,27 @@ def use_solutions(folder: str):
     package = types.ModuleType("katas")
     package.__path__ = [str(Path(folder).resolve())]
     sys.modules["katas"] = package
+
+
+class _NoReference:
+    """An import hook that keeps the reference solutions out of reach of the code being graded."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "reference" or name.startswith("reference."):
+            raise ImportError("kata code cannot import the reference solutions")
+        return None
+
+
+@contextlib.contextmanager
+def _reference_hidden():
+    hidden = {n: sys.modules.pop(n) for n in list(sys.modules) if n == "reference" or n.startswith("reference.")}
+    blocker = _NoReference()
+    sys.meta_path.insert(0, blocker)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(blocker)
+        sys.modules.update(hidden)
 
 
 class Fail(Exception):
@@ -327,6 +349,8 @@ class Learner:
         self.device = os.environ.get("KATA_DEVICE", "cpu")
         self.root = os.environ.get("KATA_SOLUTIONS", str(curriculum.ROOT / "katas"))
         self.entry = os.environ.get("KATA_ENTRY")  # a catalogue entry graded in place of a file
+        # A learner's files must not lean on the reference solutions (graded as themselves, they may).
+        self._hide_reference = self.entry is None and Path(self.root).resolve() != curriculum.ROOT / "reference"
         self._baseline = _snapshot()
         self._module = None
         self._import_error = None
@@ -387,8 +411,9 @@ class Learner:
 
     def _guarded(self, fn: Callable, what: str) -> "Outcome":
         seen = []
+        hide = _reference_hidden() if self._hide_reference else contextlib.nullcontext()
         try:
-            with _Watch(self._banned_py, seen), _DispatchWatch(self._banned_aten, seen):
+            with hide, _Watch(self._banned_py, seen), _DispatchWatch(self._banned_aten, seen):
                 result = Outcome(fn())
         except NotImplementedError as e:
             fail(f"not implemented yet: {e or what}")
@@ -414,13 +439,6 @@ class Learner:
         """fn(module) under the guards: what it returned or the exception it raised."""
         module = self.module
         return self._guarded(lambda: fn(module), what)
-
-    def run(self, fn: Callable, what: str = "your code"):
-        """fn(module) under the guards; its value, or the check fails saying what went wrong."""
-        got = self.outcome(fn, what)
-        if got.error is not None:
-            fail(f"{what} raised {got.describe_error()}")
-        return got.value
 
     def tol(self, key: str) -> dict:
         try:

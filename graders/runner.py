@@ -94,10 +94,10 @@ def _start(kata: curriculum.Kata, env: dict, submission: int) -> _Worker:
             args = [str(ROOT / "graders" / f"test_{kata.name}.py"), "-q", "-s", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
             for plugin in UNUSED_PLUGINS:
                 args += ["-p", f"no:{plugin}"]
-            code = pytest.main(args)
-            os._exit(0 if code in (0, 1) else 3)
+            code = int(pytest.main(args))
+            os.write(write, json.dumps({"event": "finished", "code": code}).encode() + b"\n")
         finally:
-            os._exit(4)
+            os._exit(0)
     os.close(write)
     return _Worker(kata, submission, pid, read, time.monotonic() + kata.timeout)
 
@@ -107,6 +107,7 @@ def _confine():
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # the parent's may be a capture object, not fd 1
     if sys.platform.startswith("linux"):
         with open("/proc/self/statm") as f:
             current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -167,13 +168,14 @@ def _finish(worker: _Worker, running: dict) -> _Worker:
 
 
 def _cause(worker: _Worker) -> str:
+    finished = next((e for e in worker.events if e["event"] == "finished"), None)
     if worker.killed:
         return "its grading ran past the time limit and was stopped (an endless loop, or a hang inside a long C call?)"
+    if finished and finished["code"] not in (0, 1):  # pytest itself failed: collection or configuration
+        return f"its grader could not run (pytest exit code {finished['code']}; `pytest graders/test_{worker.kata.name}.py` shows why)"
     if os.WIFSIGNALED(worker.status):
         return f"its grading process crashed ({signal.Signals(os.WTERMSIG(worker.status)).name})"
     code = os.WEXITSTATUS(worker.status)
-    if code == 3:
-        return "its grader could not run (see `pytest graders/test_<kata>.py`)"
     return f"its grading process exited early with status {code}: does the code call sys.exit() or os._exit()?"
 
 

@@ -61,8 +61,8 @@ What you write:
   scaled_dot_product_attention from the attention kata (imported below) with the mask above,
   or torch's with attn_mask=mask. Without a cache, forward is plain causal self-attention.
 
-The check that matters most is counted, not timed: the grader runs one decode step under
-torch.utils.flop_counter.FlopCounterMode and expects the cost to grow like T, not like T^2.
+The check that matters most is counted, not timed: the grader counts the FLOPs of one decode
+step (with torch.utils.flop_counter's formulas) and expects the cost to grow like T, not like T^2.
 A forward that gives the right numbers by recomputing the whole sequence fails it.
 """
 

@@ -1,7 +1,6 @@
 """A kata's code cannot break the run: whatever it does costs that kata's points and nothing else."""
 
 import json
-import shutil
 import textwrap
 
 import pytest
@@ -9,7 +8,13 @@ import pytest
 from graders import curriculum, runner
 
 REFERENCE = curriculum.ROOT / "reference"
-CORRECT = "from reference.attention import softmax, scaled_dot_product_attention\n"
+# Kata code cannot import the reference, so correct code here is a copy of the reference's source.
+CORRECT = (REFERENCE / "attention.py").read_text()
+
+
+def overriding(name: str, body: str) -> str:
+    """The reference attention with `name` redefined by body, which may call the original as `ok`."""
+    return f"{CORRECT}\nok = {name}\n{textwrap.dedent(body)}"
 
 
 @pytest.fixture
@@ -42,10 +47,11 @@ def passed(result, prefix) -> list:
 
 # Each hostile submission: its source and a phrase that its feedback must contain.
 HOSTILE = {
+    "imports_the_reference": ("from reference.attention import *\n", "cannot import the reference solutions"),
     "import_error": ("import no_such_module\n", "failed to import: ModuleNotFoundError"),
     "syntax_error": ("def softmax(x, dim=-1)\n    return x\n", "failed to import: SyntaxError"),
     "exit_at_import": ("import sys\nsys.exit(3)\n", "failed to import: the import raised SystemExit"),
-    "raises": ("def softmax(x, dim=-1):\n    return x[99]\n" + CORRECT.replace("softmax, ", ""),
+    "raises": (overriding("softmax", "def softmax(x, dim=-1):\n    return x[99]\n"),
                "raised IndexError: index 99 is out of bounds for dimension 0 with size"),
     "returns_garbage": ("def softmax(x, dim=-1):\n    return 'garbage'\n", "should be a tensor"),
     "nan": ("import torch\ndef softmax(x, dim=-1):\n    return torch.full_like(x, float('nan'))\n", "contains NaN in"),
@@ -54,7 +60,7 @@ HOSTILE = {
                           "calls torch.softmax, which this kata forbids"),
     "forbidden_aten": ("import torch\ndef softmax(x, dim=-1):\n    return torch.ops.aten._softmax(x, dim, False)\n",
                        "calls aten._softmax, which this kata forbids"),
-    "in_place": ("from reference.attention import softmax as ok\ndef softmax(x, dim=-1):\n    x.mul_(1.0001)\n    return ok(x / 1.0001, dim)\n",
+    "in_place": (overriding("softmax", "def softmax(x, dim=-1):\n    x.mul_(1.0001)\n    return ok(x / 1.0001, dim)\n"),
                  "changed its input #1 in place"),
     "monkeypatch": ("import torch\ntorch.allclose = lambda *a, **k: True\n" + CORRECT, "your code replaced torch.allclose"),
     "exit_in_call": ("import sys\ndef softmax(x, dim=-1):\n    sys.exit(0)\n", "raised SystemExit"),
@@ -71,8 +77,7 @@ def test_hostile_submission_fails_with_a_clear_message(tmp_path, name):
 
 
 def test_python_loop_costs_only_the_looping_check(tmp_path, fast_limits):
-    result = grade_attention(tmp_path, CORRECT.replace("softmax, ", "softmax as ok, ") +
-                             "def softmax(x, dim=-1):\n    while dim == 0:\n        pass\n    return ok(x, dim)\n")
+    result = grade_attention(tmp_path, overriding("softmax", "def softmax(x, dim=-1):\n    while dim == 0:\n        pass\n    return ok(x, dim)\n"))
     for check in result["checks"]:
         assert check["passed"] == (check["name"] != "softmax_dim0")
     assert "took too long" in messages(result)
@@ -86,13 +91,12 @@ def test_python_loop_costs_only_the_looping_check(tmp_path, fast_limits):
      "ran past the time limit"),
 ])
 def test_dying_process_keeps_the_points_already_earned(tmp_path, fast_limits, ending, phrase):
-    source = f"""
-    from reference.attention import softmax, scaled_dot_product_attention as ok
+    source = overriding("scaled_dot_product_attention", f"""
     def scaled_dot_product_attention(q, k, v, mask=None):
         if mask is not None:
             {ending}
         return ok(q, k, v, mask)
-    """
+    """)
     result = grade_attention(tmp_path, source)
     checks = {c["name"]: c for c in result["checks"]}
     assert checks["softmax_rows"]["passed"] and checks["attention_basic"]["passed"], messages(result)
@@ -107,8 +111,7 @@ def runner_cause(result) -> str:
 
 
 def test_flooding_stdout_does_not_stop_the_run(tmp_path):
-    result = grade_attention(tmp_path, CORRECT.replace("softmax, ", "softmax as ok, ") +
-                             "def softmax(x, dim=-1):\n    print('x' * 10**7)\n    return ok(x, dim)\n")
+    result = grade_attention(tmp_path, overriding("softmax", "def softmax(x, dim=-1):\n    print('x' * 10**7)\n    return ok(x, dim)\n"))
     assert result["score"] == result["max_score"]
 
 
@@ -125,14 +128,12 @@ def test_tensor_subclass_cannot_lie_about_its_values(tmp_path):
 
 
 def test_tensor_subclass_with_right_values_passes(tmp_path):
-    source = """
-    import torch
-    from reference.attention import softmax as ok, scaled_dot_product_attention
+    source = overriding("softmax", """
     class Tagged(torch.Tensor):
         pass
     def softmax(x, dim=-1):
         return ok(x, dim).as_subclass(Tagged)
-    """
+    """)
     result = grade_attention(tmp_path, source)
     assert all(passed(result, "softmax"))
 
@@ -146,19 +147,22 @@ def test_missing_file_is_not_started(tmp_path):
 
 def test_a_broken_kata_leaves_the_others_untouched(tmp_path):
     folder = tmp_path / "solutions"
-    shutil.copytree(REFERENCE, folder, ignore=shutil.ignore_patterns("*_catalogue.py", "__pycache__"))
-    (folder / "attention.py").write_text("import os\nos._exit(1)\n")
+    folder.mkdir()
+    for kata in curriculum.katas():  # the reference, importing itself as a learner's katas would
+        source = (REFERENCE / kata.file).read_text().replace("from reference.", "from katas.")
+        (folder / kata.file).write_text(source)
+    (folder / "lora.py").write_text("import os\nos._exit(1)\n")
     report = runner.grade(solutions=folder)
     for kata in report["katas"]:
-        if kata["name"] == "attention":
-            assert kata["score"] == 0
+        if kata["name"] == "lora":
+            assert kata["score"] == 0 and not kata["complete"]
         else:
             assert kata["score"] == kata["max_score"], kata["name"]
 
 
 def test_same_submission_same_report(tmp_path):
-    source = CORRECT.replace("scaled_dot_product_attention", "scaled_dot_product_attention as ok") + (
-        "def scaled_dot_product_attention(q, k, v, mask=None):\n    return ok(q, k, v, None)\n")
+    source = overriding("scaled_dot_product_attention",
+                        "def scaled_dot_product_attention(q, k, v, mask=None):\n    return ok(q, k, v, None)\n")
     first, second = grade_attention(tmp_path, source), grade_attention(tmp_path, source)
     assert 0 < first["score"] < first["max_score"]
     assert json.dumps(first) == json.dumps(second)

@@ -1,0 +1,475 @@
+"""Grade a whole class: one folder per learner in, one CSV row and one JSON report per learner out.
+
+From each learner's folder only the kata files (katas/<name>.py for the katas in the curriculum,
+plain files only) are taken: they are copied into a staging folder and graded from there, so that
+nothing else in a learner's repository (a conftest.py, a graders/ folder, katas/__init__.py) is ever
+imported. All learners go to the runner's worker pool at once, which grades every (learner, kata)
+pair in its own forked process; the parent imports torch once for the whole batch.
+
+Each learner's report is written the moment its last kata is graded (write to a temporary file, then
+rename), together with a hash of what was graded; the CSV is rewritten after each learner too. A
+re-run skips every learner whose hash is unchanged, so an interrupted batch resumes where it stopped.
+"""
+
+import csv
+import hashlib
+import importlib.metadata
+import io
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graders import curriculum
+from graders.curriculum import UsageError
+
+HASHES = ".hashes"  # inside the reports folder: <learner>.sha256, the hash its report was made from
+STAGING = ".staging-"  # prefix of the per-run staging folder inside the reports folder
+GRADING_MODULES = ("curriculum", "harness", "conftest", "runner")  # with the graders, what decides a grade
+
+
+@dataclass
+class Learner:
+    name: str
+    folder: Path
+    files: dict = field(default_factory=dict)  # kata name -> bytes of katas/<name>.py, as graded
+    notes: list = field(default_factory=list)  # problems found in the folder itself, for the flag
+    digest: str = ""
+
+    @property
+    def katas_dir(self) -> Path:
+        return self.folder / "katas"
+
+
+@dataclass
+class Summary:
+    learners: list  # every learner's name, in CSV order
+    graded: list  # the ones graded this run
+    skipped: list  # the ones whose report was up to date
+    rows: list  # the CSV's rows (dicts), one per learner with a report
+    csv: Path
+    reports: Path
+
+
+def reports_dir(out: Path) -> Path:
+    """Where the JSON reports go: grades.csv -> grades/ next to it."""
+    out = Path(out)
+    return out.with_suffix("") if out.suffix else out.with_name(out.name + ".reports")
+
+
+def check_paths(submissions, out, reports=None) -> tuple[Path, Path, Path]:
+    """The three paths, checked; a UsageError says what is wrong with the first bad one."""
+    submissions, out = Path(submissions), Path(out)
+    reports = Path(reports) if reports else reports_dir(out)
+    if not submissions.is_dir():
+        raise UsageError(f"{submissions}: no such folder; give the folder that holds one folder per learner")
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the path of the CSV file to write, e.g. {out / 'grades.csv'}")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+    if reports.exists() and not reports.is_dir():
+        raise UsageError(f"{reports} is a file, but the JSON reports go in a folder there; move it or pass --reports DIR")
+    if reports.resolve() == submissions.resolve():
+        raise UsageError(f"the reports cannot go in {submissions} itself; pass another --reports DIR")
+    if (curriculum.ROOT / "graders" / "snapshots").is_dir():
+        raise UsageError("graders/snapshots/ marks a learner's copy of the katas, where hidden checks do not run; "
+                         "grade the class from the instructor's repository")
+    return submissions, out, reports
+
+
+def find_learners(submissions: Path, reports: Path, names: list) -> list:
+    """One Learner per folder in submissions (hidden ones and the reports folder left out)."""
+    skip = {reports.resolve()}
+    learners = []
+    for folder in sorted(submissions.iterdir(), key=lambda p: p.name):
+        if folder.name.startswith(".") or not folder.is_dir() or folder.resolve() in skip:
+            continue
+        learners.append(_collect(Learner(folder.name, folder), names))
+    if not learners:
+        raise UsageError(f"{submissions} holds no learner folders; give the folder that holds one folder per learner")
+    return learners
+
+
+def _collect(learner: Learner, names: list) -> Learner:
+    """Read the learner's kata files: plain files only, so that a symlink cannot pull in other files."""
+    katas_dir = learner.katas_dir
+    if katas_dir.is_symlink():
+        learner.notes.append("ignored: katas/ (a symlink)")
+        return learner
+    if not katas_dir.is_dir():
+        learner.notes.append("missing: katas/")
+        return learner
+    for name in names:
+        path = katas_dir / curriculum.kata(name).file
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            learner.notes.append(f"ignored: katas/{path.name} (not a plain file)")
+        elif path.is_file():
+            try:
+                learner.files[name] = path.read_bytes()
+            except OSError as e:
+                learner.notes.append(f"unreadable: katas/{path.name} ({e.strerror})")
+    return learner
+
+
+def graders_identity(names: list, device: str) -> bytes:
+    """What, besides the learner's files, decides a grade: the graders and the modules they run on,
+    the references, the config, the seed, torch's version, the device. A change to any of them
+    regrades everyone; a change elsewhere (the CLI, this module) does not."""
+    settings = curriculum.settings()
+    h = hashlib.sha256()
+    parts = [f"seed={settings.seed}", f"device={device}", f"katas={','.join(names)}",
+             f"torch={_version('torch')}", f"pytest={_version('pytest')}"]
+    for part in parts:
+        _feed(h, part.encode())
+    root = curriculum.ROOT
+    files = [curriculum.config_path(), curriculum.MANIFEST, root / "pyproject.toml"]
+    files += [root / "graders" / f"{module}.py" for module in GRADING_MODULES]
+    files += sorted((root / "graders").glob("test_*.py"))
+    files += sorted(p for p in (root / "reference").glob("*.py") if not p.name.endswith("_catalogue.py"))
+    for path in files:
+        _feed(h, str(path.name).encode())
+        _feed(h, path.read_bytes())
+    return h.digest()
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
+def _feed(h, data: bytes):
+    h.update(len(data).to_bytes(8, "little"))
+    h.update(data)
+
+
+def learner_digest(learner: Learner, identity: bytes, names: list) -> str:
+    h = hashlib.sha256(identity)
+    for name in sorted(names):
+        _feed(h, name.encode())
+        data = learner.files.get(name)
+        _feed(h, b"absent" if data is None else b"present")
+        _feed(h, data or b"")
+    _feed(h, "\n".join(learner.notes).encode())
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def write_atomic(path: Path, text: str):
+    """Write text to path so that a reader (or an interruption) sees the old file or the new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; give it a plain file's mode
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _hash_path(reports: Path, learner: str) -> Path:
+    return reports / HASHES / f"{learner}.sha256"
+
+
+def up_to_date(reports: Path, learner: Learner):
+    """The learner's stored report if it was made from exactly these files and graders, else None."""
+    try:
+        if _hash_path(reports, learner.name).read_text().strip() != learner.digest:
+            return None
+        report = json.loads((reports / f"{learner.name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(report, dict) or not {"total", "max_score", "katas"} <= set(report):
+        return None
+    return report
+
+
+def save_report(reports: Path, learner: Learner, report: dict):
+    """The report first, then its hash: an interruption in between only costs a regrade."""
+    write_atomic(reports / f"{learner.name}.json", json.dumps(report, indent=2) + "\n")
+    write_atomic(_hash_path(reports, learner.name), learner.digest + "\n")
+
+
+# ------------------------------------------------------------------------------------- the table
+
+
+# What the runner writes when a kata's grading did not finish, or a check hung, and the word for it.
+_CAUSES = [
+    ("ran past the time limit", "timeout"),
+    ("took too long and was stopped", "timeout"),
+    ("crashed", "crashed"),
+    ("exited early", "exited"),
+    ("grader could not run", "grader error"),
+]
+_MEMORY = ("MemoryError", "can't allocate memory", "out of memory")
+
+
+def problems(report: dict) -> list:
+    """(word, kata) for each kata whose grading was cut short, hung, or ran out of memory."""
+    found = []
+    for kata in report["katas"]:
+        words = []
+        for check in kata["checks"]:
+            message = check["message"]
+            if message.startswith(("not run: ", "this check was running when ", "took too long and was stopped")):
+                word = next((w for phrase, w in _CAUSES if phrase in message), "incomplete")
+            elif not check["passed"] and any(m in message for m in _MEMORY):
+                word = "memory"
+            else:
+                continue
+            if word not in words:
+                words.append(word)
+        found += [(w, kata["name"]) for w in words]
+    return found
+
+
+def flag(learner: Learner, report: dict) -> str:
+    """'ok', or what went wrong: e.g. 'timeout: lora; crashed: attention, kv_cache'."""
+    grouped = {}
+    for word, kata in problems(report):
+        grouped.setdefault(word, []).append(kata)
+    parts = list(learner.notes) + [f"{word}: {', '.join(katas)}" for word, katas in grouped.items()]
+    return "; ".join(parts) or "ok"
+
+
+def _points(x: float) -> str:
+    return f"{x:g}"
+
+
+def row(learner: Learner, report: dict, names: list) -> dict:
+    scores = {k["name"]: k["score"] for k in report["katas"]}
+    return {"learner": learner.name, **{n: _points(scores.get(n, 0.0)) for n in names},
+            "total": _points(report["total"]), "flag": flag(learner, report)}
+
+
+def write_csv(path: Path, rows: list, names: list):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=["learner", *names, "total", "flag"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, buffer.getvalue())
+
+
+# -------------------------------------------------------------------------------------- progress
+
+
+class Progress:
+    """'[#####.....] 12/40 learners, ~35 s left' on a stream: redrawn in place on a terminal, one line
+    per learner otherwise. stream=None keeps quiet."""
+
+    def __init__(self, stream, total: int, done: int, width: int = 30):
+        self.stream, self.total, self.done, self.width = stream, total, done, width
+        self.start, self.graded, self.to_grade = time.monotonic(), 0, total - done
+        self.tty = bool(stream) and hasattr(stream, "isatty") and stream.isatty()
+        self.draw()
+
+    def step(self):
+        self.done += 1
+        self.graded += 1
+        self.draw()
+
+    def line(self) -> str:
+        filled = round(self.width * self.done / self.total) if self.total else self.width
+        text = f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total} learners"
+        left = self.to_grade - self.graded
+        if left and self.graded:
+            text += f", ~{_duration((time.monotonic() - self.start) / self.graded * left)} left"
+        elif left:
+            text += ", estimating the time left"
+        else:
+            text += f", done in {_duration(time.monotonic() - self.start)}"
+        return text
+
+    def draw(self):
+        if not self.stream:
+            return
+        if self.tty:
+            self.stream.write("\r" + self.line() + "\033[K")
+        else:
+            self.stream.write(self.line() + "\n")
+        self.stream.flush()
+
+    def close(self):
+        if self.stream and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(1, round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
+
+
+# ---------------------------------------------------------------------------------------- grading
+
+
+def grade_batch(submissions, out, reports=None, force=False, device="cpu", names=None, progress=None) -> Summary:
+    """Grade every learner folder in submissions; write the CSV at out and one JSON report per learner
+    in reports (default: next to the CSV, grades.csv -> grades/). Learners whose kata files, graders
+    and seed are unchanged since their last report are skipped unless force. progress: a stream for
+    the progress bar (None: quiet)."""
+    submissions, out, reports = check_paths(submissions, out, reports)
+    names = list(names) if names else [k.name for k in curriculum.katas()]
+    for name in names:
+        curriculum.kata(name)
+    learners = find_learners(submissions, reports, names)
+    identity = graders_identity(names, device)
+    for learner in learners:
+        learner.digest = learner_digest(learner, identity, names)
+    (reports / HASHES).mkdir(parents=True, exist_ok=True)
+
+    done, todo = {}, []
+    for learner in learners:
+        report = None if force else up_to_date(reports, learner)
+        if report is None:
+            todo.append(learner)
+        else:
+            done[learner.name] = row(learner, report, names)
+    skipped = list(done)
+
+    def rows():
+        return [done[learner.name] for learner in learners if learner.name in done]
+
+    bar = Progress(progress if todo else None, len(learners), len(done))
+    graded = []
+    try:
+        if todo:
+            staging = Path(tempfile.mkdtemp(dir=reports, prefix=STAGING))
+            try:
+                folders = [_stage(staging, learner) for learner in todo]
+
+                def on_report(i, report):
+                    learner = todo[i]
+                    report = _unstage(report, folders[i], learner)
+                    save_report(reports, learner, report)
+                    done[learner.name] = row(learner, report, names)
+                    graded.append(learner.name)
+                    write_csv(out, rows(), names)
+                    bar.step()
+
+                _grade(folders, names, device, on_report)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+    finally:
+        bar.close()
+        write_csv(out, rows(), names)  # whatever is done is kept, even when interrupted
+    return Summary([learner.name for learner in learners], graded, skipped, rows(), out, reports)
+
+
+def _stage(staging: Path, learner: Learner) -> Path:
+    """A fresh folder holding exactly the learner's kata files, as they were hashed."""
+    folder = (staging / learner.name).resolve()
+    folder.mkdir()
+    for name, data in learner.files.items():
+        (folder / curriculum.kata(name).file).write_bytes(data)
+    return folder
+
+
+def _unstage(report: dict, folder: Path, learner: Learner) -> dict:
+    """Messages name the learner's own katas/ folder, not the staging copy that was graded."""
+    staged, shown = str(folder), str(learner.katas_dir)
+    for kata in report["katas"]:
+        for check in kata["checks"]:
+            check["message"] = check["message"].replace(staged, shown)
+    return report
+
+
+def _grade(folders: list, names: list, device: str, on_report):
+    from graders import runner  # imports torch: only when there is something to grade
+
+    try:
+        with _terminate_as_interrupt():
+            runner.grade_many(folders, names, device, on_report=on_report)
+    except BaseException:
+        _stop_workers()
+        raise
+
+
+class _terminate_as_interrupt:
+    """While grading, SIGTERM is handled as Ctrl-C: the workers are stopped and what is done is kept."""
+
+    def __enter__(self):
+        self.previous = None
+        try:
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:  # not the main thread
+            pass
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise KeyboardInterrupt
+
+
+def _stop_workers():
+    """Kill the runner's workers still running after an interruption. Each worker is a child of this
+    process that leads its own process group (what the kata's code started is in the group too)."""
+    if not sys.platform.startswith("linux"):
+        return
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
+        pid, ppid, pgrp = int(entry), int(fields[1]), int(fields[2])
+        if ppid == me and pgrp == pid:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+
+
+def summary_lines(summary: Summary) -> list:
+    """What `kata grade-many` prints when it is done."""
+    lines = [f"{len(summary.learners)} learners: {len(summary.graded)} graded, "
+             f"{len(summary.skipped)} unchanged since their last report (--force regrades them)",
+             f"Grades: {summary.csv}; one JSON report per learner in {summary.reports}{os.sep}"]
+    flagged = [r for r in summary.rows if r["flag"] != "ok"]
+    if flagged:
+        lines.append(f"{len(flagged)} flagged:")
+        lines += [f"  {r['learner']}: {r['flag']}" for r in flagged]
+    return lines
+
+
+def run(args):
+    """`kata grade-many SUBMISSIONS_DIR --out CSV [--reports DIR] [--force] [--device D]`."""
+    try:
+        summary = grade_batch(args.submissions, args.out, args.reports, force=args.force, device=args.device,
+                              progress=sys.stderr)
+    except KeyboardInterrupt:
+        print("kata: interrupted; every report written so far is kept, and the same command resumes "
+              "where this one stopped", file=sys.stderr)
+        raise SystemExit(130) from None
+    print("\n".join(summary_lines(summary)))

@@ -1,0 +1,307 @@
+"""`kata grade-many`: a class graded in one batch, hostile submissions included, resumable."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from graders import batch, curriculum, runner
+
+REFERENCE = curriculum.ROOT / "reference"
+KATA = str(Path(sys.executable).parent / "kata")
+NAMES = ["attention", "layer_norm"]  # two katas keep the batch small: a hostile one, and one untouched
+MARKER = "PWNED"  # what a file that must never be taken writes, if it runs
+
+# Each hostile learner: the source of katas/attention.py. Their layer_norm is the reference's.
+HOSTILE = {
+    "exits": "import os\nos._exit(7)\n",
+    "crashes": "import ctypes\nctypes.string_at(0)\n",
+    # SIGALRM blocked: a stand-in for a long C call that no signal interrupts; only the kill stops it
+    "hangs": "import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\nwhile True:\n    pass\n",
+    "floods": "print('x' * 10**7)\n" + (REFERENCE / "attention.py").read_text(),
+    "eats_memory": "import torch\nheap = []\nwhile True:\n    heap.append(torch.empty(2**30, dtype=torch.uint8))\n",
+}
+EXPECTED_FLAGS = {
+    "exits": "exited: attention",
+    "crashes": "crashed: attention",
+    "hangs": "timeout: attention",
+    "floods": "ok",
+    "eats_memory": "memory: attention",
+    "honest": "ok",
+    "no_katas": "missing: katas/",
+    "partial": "ok",
+}
+
+
+def reference_copy(folder: Path, names=NAMES):
+    """The reference's kata files, importing each other as a learner's would."""
+    (folder / "katas").mkdir(parents=True)
+    for name in names:
+        source = (REFERENCE / f"{name}.py").read_text().replace("from reference.", "from katas.")
+        (folder / "katas" / f"{name}.py").write_text(source)
+
+
+def booby_trap(path: Path, marker: Path):
+    """A Python file that would leave a marker and kill the grading if anything imported it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"import os\nopen({str(marker)!r}, 'w').close()\nos._exit(9)\n")
+
+
+def short_limits(tmp: Path) -> Path:
+    """The real config with short time limits, so that the hang is cut quickly."""
+    text = curriculum.config_path().read_text()
+    text = text.replace("check_timeout = 10", "check_timeout = 5").replace("kata_timeout = 60", "kata_timeout = 12")
+    config = tmp / "config.toml"
+    config.write_text(text)
+    return config
+
+
+@pytest.fixture(scope="module")
+def hostile_batch(tmp_path_factory):
+    """A class of honest and hostile learners, graded once for the tests below."""
+    tmp = tmp_path_factory.mktemp("batch")
+    subs = tmp / "subs"
+    marker = tmp / MARKER
+    for name, source in HOSTILE.items():
+        reference_copy(subs / name)
+        (subs / name / "katas" / "attention.py").write_text(source)
+    honest = subs / "honest"
+    reference_copy(honest)
+    # Files outside the kata files, each of which would break the grading if it were taken.
+    for trap in ["conftest.py", "graders/conftest.py", "graders/test_attention.py", "graders/harness.py",
+                 "katas/__init__.py", "katas/conftest.py", "katas/curriculum.py", "reference/attention.py"]:
+        booby_trap(honest / trap, marker)
+    (subs / "no_katas").mkdir()
+    (subs / "no_katas" / "README.md").write_text("forgot to push\n")
+    reference_copy(subs / "partial", ["layer_norm"])
+    (subs / ".git").mkdir()  # not a learner
+    (subs / "notes.txt").write_text("not a learner either\n")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KATA_CONFIG", str(short_limits(tmp)))
+        curriculum.settings.cache_clear()
+        summary = batch.grade_batch(subs, tmp / "grades.csv", names=NAMES)
+        yield tmp, subs, summary
+    curriculum.settings.cache_clear()
+
+
+def read_csv(path: Path) -> dict:
+    with open(path, newline="") as f:
+        return {r["learner"]: r for r in csv.DictReader(f)}
+
+
+def structure(value):
+    """The shape of a report: its keys and the types of its values, with list items compared one by one."""
+    if isinstance(value, dict):
+        return {k: structure(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [structure(v) for v in value]
+    return type(value).__name__
+
+
+def test_one_row_per_learner_with_points_total_and_flag(hostile_batch):
+    tmp, subs, summary = hostile_batch
+    rows = read_csv(tmp / "grades.csv")
+    assert list(rows) == sorted(EXPECTED_FLAGS)
+    assert list(next(iter(rows.values()))) == ["learner", *NAMES, "total", "flag"]
+    assert {name: r["flag"] for name, r in rows.items()} == EXPECTED_FLAGS
+    full = {n: f"{curriculum.kata(n).max_score:g}" for n in NAMES}
+    for name, r in rows.items():
+        assert float(r["total"]) == sum(float(r[n]) for n in NAMES)
+        if name in HOSTILE and name != "floods":
+            assert r["attention"] == "0", name  # the hostile kata loses its points ...
+            assert r["layer_norm"] == full["layer_norm"], name  # ... and nothing else
+    assert rows["honest"]["total"] == rows["floods"]["total"] == f"{sum(curriculum.kata(n).max_score for n in NAMES):g}"
+    assert rows["no_katas"]["total"] == "0"
+    assert rows["partial"]["attention"] == "0" and rows["partial"]["layer_norm"] == full["layer_norm"]
+    assert sorted(summary.graded) == list(rows) and summary.skipped == []
+
+
+def test_nothing_outside_the_kata_files_is_taken(hostile_batch):
+    tmp, _, _ = hostile_batch
+    assert not (tmp / MARKER).exists()
+    assert not list((tmp / "grades").glob(batch.STAGING + "*"))  # the staging copies are gone
+
+
+def test_reports_match_kata_grade(hostile_batch):
+    """Each JSON report has the schema of `kata grade --format json`; for the learners that grade
+    quickly, it is exactly what grading their katas/ folder directly gives."""
+    tmp, subs, _ = hostile_batch
+    for name in EXPECTED_FLAGS:
+        report = json.loads((tmp / "grades" / f"{name}.json").read_text())
+        assert set(report) == {"total", "max_score", "katas"}
+        assert [k["name"] for k in report["katas"]] == NAMES
+        if name in ("honest", "partial", "no_katas", "exits"):
+            direct = runner.grade(NAMES, solutions=str(subs / name / "katas"))
+            assert report == direct, name
+        else:
+            assert structure(report) == structure(runner.grade(NAMES, solutions=str(subs / "partial" / "katas"))), name
+    honest = json.loads((tmp / "grades" / "honest.json").read_text())
+    assert any(c["hidden"] for k in honest["katas"] for c in k["checks"])  # hidden checks ran, and passed
+    assert honest["total"] == honest["max_score"]
+
+
+def test_a_rerun_skips_learners_whose_files_are_unchanged(hostile_batch):
+    tmp, subs, _ = hostile_batch
+    reports = sorted((tmp / "grades").glob("*.json"))
+    stamps = [p.stat().st_mtime_ns for p in reports]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KATA_CONFIG", str(tmp / "config.toml"))
+        curriculum.settings.cache_clear()
+        summary = batch.grade_batch(subs, tmp / "grades.csv", names=NAMES)
+    curriculum.settings.cache_clear()
+    assert summary.graded == [] and summary.skipped == sorted(EXPECTED_FLAGS)
+    assert [p.stat().st_mtime_ns for p in reports] == stamps
+    assert {name: r["flag"] for name, r in read_csv(tmp / "grades.csv").items()} == EXPECTED_FLAGS
+
+
+@pytest.fixture
+def small_class(tmp_path):
+    """Three learners on one kata: quick to grade again and again."""
+    subs = tmp_path / "subs"
+    for name in ("ada", "bob", "cyd"):
+        reference_copy(subs / name, ["attention"])
+    (subs / "bob" / "katas" / "attention.py").write_text("import os\nos._exit(1)\n")
+    return subs, tmp_path / "out" / "grades.csv"
+
+
+def grade_small(subs, out, **kw):
+    return batch.grade_batch(subs, out, names=["attention"], **kw)
+
+
+def test_force_regrades_everyone_and_a_change_regrades_one(small_class):
+    subs, out = small_class
+    out.parent.mkdir()
+    assert sorted(grade_small(subs, out).graded) == ["ada", "bob", "cyd"]
+    assert grade_small(subs, out).graded == []
+    assert sorted(grade_small(subs, out, force=True).graded) == ["ada", "bob", "cyd"]
+    (subs / "bob" / "katas" / "attention.py").write_text((REFERENCE / "attention.py").read_text())
+    (subs / "cyd" / "unrelated.txt").write_text("not a kata file: no regrade\n")
+    summary = grade_small(subs, out)
+    assert summary.graded == ["bob"] and summary.skipped == ["ada", "cyd"]
+    assert read_csv(out)["bob"]["flag"] == "ok"
+
+
+def test_a_change_of_seed_regrades(small_class, monkeypatch):
+    subs, out = small_class
+    out.parent.mkdir()
+    grade_small(subs, out)
+    monkeypatch.setenv("KATA_SEED", "7")
+    curriculum.settings.cache_clear()
+    try:
+        assert sorted(grade_small(subs, out).graded) == ["ada", "bob", "cyd"]
+    finally:
+        curriculum.settings.cache_clear()
+
+
+def test_a_lost_report_is_regraded_alone(small_class):
+    subs, out = small_class
+    out.parent.mkdir()
+    grade_small(subs, out)
+    (out.parent / "grades" / "cyd.json").unlink()
+    summary = grade_small(subs, out)
+    assert summary.graded == ["cyd"] and summary.skipped == ["ada", "bob"]
+    assert list(read_csv(out)) == ["ada", "bob", "cyd"]
+
+
+def test_an_interrupted_batch_keeps_what_is_done_and_resumes(small_class, monkeypatch):
+    subs, out = small_class
+    out.parent.mkdir()
+    save = batch.save_report
+    saved = []
+
+    def interrupted(reports, learner, report):
+        if saved:
+            raise KeyboardInterrupt  # Ctrl-C while the second learner's report is being written
+        save(reports, learner, report)
+        saved.append(learner.name)
+
+    monkeypatch.setattr(batch, "save_report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        grade_small(subs, out)
+    monkeypatch.setattr(batch, "save_report", save)
+    assert len(saved) == 1 and list(read_csv(out)) == saved
+    assert sorted(p.name for p in (out.parent / "grades").iterdir()) == [".hashes", f"{saved[0]}.json"]
+    assert not _workers_left()
+    summary = grade_small(subs, out)
+    assert summary.skipped == saved and sorted(summary.graded) == [n for n in ("ada", "bob", "cyd") if n not in saved]
+    assert list(read_csv(out)) == ["ada", "bob", "cyd"]
+
+
+def _workers_left() -> list:
+    """This process's children that lead their own process group: what the runner forks."""
+    me, left = os.getpid(), []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == me and int(fields[2]) == int(entry) and fields[0] != "Z":
+            left.append(int(entry))
+    return left
+
+
+def test_flag_words():
+    def report(*messages):
+        checks = [{"name": f"c{i}", "passed": not m, "message": m} for i, m in enumerate(messages)]
+        return {"katas": [{"name": "lora", "checks": checks}]}
+
+    learner = batch.Learner("x", Path("x"))
+    assert batch.flag(learner, report("", "wrong value")) == "ok"
+    assert batch.flag(learner, report("", "this check was running when its grading process crashed (SIGSEGV)",
+                                      "not run: its grading process crashed (SIGSEGV)")) == "crashed: lora"
+    assert batch.flag(learner, report("took too long and was stopped: is there an endless loop?")) == "timeout: lora"
+    learner.notes.append("missing: katas/")
+    assert batch.flag(learner, report("not run: its grader could not run (see ...)")) == "missing: katas/; grader error: lora"
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def kata(*args, cwd=None):
+    return subprocess.run([KATA, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+@pytest.mark.parametrize("make, args, phrase", [
+    (None, ["grade-many", "{tmp}/nowhere", "--out", "{tmp}/g.csv"], "nowhere: no such folder"),
+    ("empty", ["grade-many", "{tmp}/subs", "--out", "{tmp}/g.csv"], "holds no learner folders"),
+    ("one", ["grade-many", "{tmp}/subs", "--out", "{tmp}/missing/g.csv"], "the folder {tmp}/missing does not exist"),
+    ("one", ["grade-many", "{tmp}/subs", "--out", "{tmp}"], "is a folder"),
+    ("one", ["grade-many", "{tmp}/subs"], "the following arguments are required: --out"),
+])
+def test_bad_input_gets_one_clear_line(tmp_path, make, args, phrase):
+    if make:
+        (tmp_path / "subs").mkdir()
+    if make == "one":
+        (tmp_path / "subs" / "ada").mkdir()
+    result = kata(*[a.format(tmp=tmp_path) for a in args])
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kata: ") and phrase.format(tmp=tmp_path) in lines[0], result.stderr
+
+
+def test_grade_many_end_to_end(tmp_path):
+    subs = tmp_path / "subs"
+    reference_copy(subs / "ada", [k.name for k in curriculum.katas()])
+    (subs / "bob").mkdir()
+    result = kata("grade-many", "subs", "--out", "grades.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2/2 learners" in result.stderr
+    assert "2 graded, 0 unchanged" in result.stdout and "bob: missing: katas/" in result.stdout
+    rows = read_csv(tmp_path / "grades.csv")
+    names = [k.name for k in curriculum.katas()]
+    assert list(rows["ada"]) == ["learner", *names, "total", "flag"]
+    assert float(rows["ada"]["total"]) == sum(k.max_score for k in curriculum.katas())
+    assert rows["ada"]["flag"] == "ok" and rows["bob"]["flag"] == "missing: katas/"
+    bob = json.loads((tmp_path / "grades" / "bob.json").read_text())
+    assert bob["total"] == 0
+    for k in bob["katas"]:  # the messages name the learner's folder, not the copy that was graded
+        missing = Path("subs", "bob", "katas", curriculum.kata(k["name"]).file)
+        assert {c["message"] for c in k["checks"]} == {f"not started: {missing} does not exist"}
+    again = kata("grade-many", "subs", "--out", "grades.csv", cwd=tmp_path)
+    assert again.returncode == 0 and "0 graded, 2 unchanged" in again.stdout
+    assert again.stderr == ""
