@@ -173,7 +173,7 @@ def parser() -> argparse.ArgumentParser:
     c = command("grade", cmd_grade, "the full score")
     c.add_argument("--kata", nargs="+", metavar="NAME", help="only these katas")
     c.add_argument("--format", default="table", choices=["table", "json", "classroom", "gradescope"])
-    if (curriculum.ROOT / "reference").is_dir():  # the instructor's repository, not a student template
+    if (curriculum.ROOT / "reference").is_dir():  # these need the reference: not in a student template
         c = command("export-template", cmd_export_template, "write the repository learners receive", grades=False)
         c.add_argument("dir")
         c.add_argument("--with-hidden", action="store_true", help="also record the hidden checks (for a private copy)")
@@ -184,7 +184,6 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("name", nargs="*", metavar="NAME", help="default: every kata")
         c.add_argument("--seeds", type=int, default=20, metavar="N", help="seeds per check (default 20)")
         c.add_argument("--suggest", action="store_true", help="also propose a tolerance per check; nothing is written")
-    if (curriculum.ROOT / "reference").is_dir():  # grading a class needs the instructor's repository
         c = command("grade-many", cmd_grade_many, "grade a whole class: one folder per learner in; a CSV of points "
                     "and one JSON report per learner out", grades=False)
         c.add_argument("submissions", metavar="SUBMISSIONS_DIR",
@@ -194,10 +193,10 @@ def parser() -> argparse.ArgumentParser:
                        help="where the JSON reports go (default: next to the CSV, grades.csv -> grades/)")
         c.add_argument("--force", action="store_true", help="regrade everyone, also learners unchanged since their last report")
         c.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the checks run (default cpu)")
-    c = command("bench", cmd_bench, "why a kata's technique exists, measured on your code beside the reference "
-                "(kv_cache, quantization)")
-    c.add_argument("name")
-    c.add_argument("--quick", action="store_true", help="the two smallest sizes only")
+        c = command("bench", cmd_bench, "why a kata's technique exists, measured on your code beside the "
+                    "reference (kv_cache, quantization)")
+        c.add_argument("name")
+        c.add_argument("--quick", action="store_true", help="the two smallest sizes only")
     return p
 
 
