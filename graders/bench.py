@@ -210,26 +210,18 @@ def _describe(error: BaseException, name: str, folder: Path) -> str:
 def _in_child(rows: Callable, describe: Callable, limit: float) -> tuple[list, str | None]:
     """rows() in a forked process, stopped after limit seconds: the rows it yielded, and
     describe(exception) for what stopped it early (None when nothing did)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        try:
-            os.close(read)
-            os.setpgid(0, 0)
-            runner._confine()  # quiet, and bounded in memory
-            torch.set_num_threads(1)
-            with os.fdopen(write, "w") as pipe:
-                try:
-                    with torch.no_grad():
-                        for row in rows():
-                            pipe.write(json.dumps({"row": row}) + "\n")
-                            pipe.flush()
-                    pipe.write(json.dumps({"done": True}) + "\n")
-                except BaseException as e:  # SystemExit from the learner's code too
-                    pipe.write(json.dumps({"error": describe(e)}) + "\n")
-        finally:
-            os._exit(0)
-    os.close(write)
+    def work(write):
+        with os.fdopen(write, "w") as pipe:
+            try:
+                with torch.no_grad():
+                    for row in rows():
+                        pipe.write(json.dumps({"row": row}) + "\n")
+                        pipe.flush()
+                pipe.write(json.dumps({"done": True}) + "\n")
+            except BaseException as e:  # SystemExit from the learner's code too
+                pipe.write(json.dumps({"error": describe(e)}) + "\n")
+
+    pid, read = runner.fork(work)
     deadline, data, killed = time.monotonic() + limit, b"", False
     while True:
         ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))

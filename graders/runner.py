@@ -7,6 +7,7 @@ it); when a worker dies or is killed, the checks it finished keep their results 
 reported as not run, with the reason.
 """
 
+import faulthandler
 import json
 import os
 import resource
@@ -80,26 +81,37 @@ def grade_many(submissions: list, names=None, device="cpu", entry=None, on_repor
     return [_report([r[k.name] for k in katas]) for r in results]
 
 
-def _start(kata: curriculum.Kata, env: dict, submission: int) -> _Worker:
+def fork(work) -> tuple[int, int]:
+    """work(write_fd) in a forked child of its own process group, quiet and bounded in memory, on one
+    thread (workers run side by side; tiny matmuls only stall on more). Returns (pid, read_fd)."""
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the worker: never returns
+    if pid == 0:  # the child: never returns
         try:
             os.close(read)
             os.setpgid(0, 0)
             _confine()
-            torch.set_num_threads(1)  # workers run side by side; tiny matmuls only stall on more threads
-            os.environ.update(env, KATA_RESULT_FD=str(write))
-            os.chdir(ROOT)
-            args = [str(ROOT / "graders" / f"test_{kata.name}.py"), "-q", "-s", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
-            for plugin in UNUSED_PLUGINS:
-                args += ["-p", f"no:{plugin}"]
-            code = int(pytest.main(args))
-            os.write(write, json.dumps({"event": "finished", "code": code}).encode() + b"\n")
+            torch.set_num_threads(1)
+            work(write)
         finally:
             os._exit(0)
     os.close(write)
+    return pid, read
+
+
+def _start(kata: curriculum.Kata, env: dict, submission: int) -> _Worker:
+    pid, read = fork(lambda write: _run_grader(kata, env, write))
     return _Worker(kata, submission, pid, read, time.monotonic() + kata.timeout)
+
+
+def _run_grader(kata: curriculum.Kata, env: dict, write: int):
+    os.environ.update(env, KATA_RESULT_FD=str(write))
+    os.chdir(ROOT)
+    args = [str(ROOT / "graders" / f"test_{kata.name}.py"), "-q", "-s", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
+    for plugin in UNUSED_PLUGINS:
+        args += ["-p", f"no:{plugin}"]
+    code = int(pytest.main(args))
+    os.write(write, json.dumps({"event": "finished", "code": code}).encode() + b"\n")
 
 
 def _confine():
@@ -108,6 +120,7 @@ def _confine():
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     sys.stdout = sys.stderr = open(os.devnull, "w")  # the parent's may be a capture object, not fd 1
+    faulthandler.disable()  # a crash is reported by the parent, not dumped on the parent's terminal
     if sys.platform.startswith("linux"):
         with open("/proc/self/statm") as f:
             current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from graders import batch, curriculum, runner
+from learners import reference_as_learner
 
 REFERENCE = curriculum.ROOT / "reference"
 KATA = str(Path(sys.executable).parent / "kata")
@@ -38,11 +39,7 @@ EXPECTED_FLAGS = {
 
 
 def reference_copy(folder: Path, names=NAMES):
-    """The reference's kata files, importing each other as a learner's would."""
-    (folder / "katas").mkdir(parents=True)
-    for name in names:
-        source = (REFERENCE / f"{name}.py").read_text().replace("from reference.", "from katas.")
-        (folder / "katas" / f"{name}.py").write_text(source)
+    reference_as_learner(folder / "katas", names)
 
 
 def booby_trap(path: Path, marker: Path):

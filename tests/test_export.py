@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from graders import curriculum, export
+from learners import reference_as_learner
 
 ROOT = curriculum.ROOT
 KATAS = [k.name for k in curriculum.katas()]
@@ -53,10 +54,10 @@ def run_in(folder, *args, env=None):
     return subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=900, check=True)
 
 
-def test_template_gives_the_same_verdict_on_every_public_check(template):
-    reference = str(ROOT / "reference")
-    ours = json.loads(run_in(ROOT, sys.executable, "-c", VERDICTS, reference).stdout)
-    theirs = json.loads(run_in(template, sys.executable, "-c", VERDICTS, reference).stdout)
+def test_template_gives_the_same_verdict_on_every_public_check(template, tmp_path):
+    reference = reference_as_learner(tmp_path / "solutions")
+    ours = json.loads(run_in(ROOT, sys.executable, "-c", VERDICTS, str(reference)).stdout)
+    theirs = json.loads(run_in(template, sys.executable, "-c", VERDICTS, str(reference)).stdout)
     hidden = 0
     for kata in KATAS:
         for submission, checks in ours[kata].items():
@@ -151,8 +152,7 @@ def reporter_points(results: dict) -> tuple:
 @pytest.mark.parametrize("submission", ["reference", "mistakes"])
 def test_workflow_steps_score_as_kata_grade_does(template, tmp_path, submission):
     """Lay out the runner's workspace, run each grading step's command, decode its result output."""
-    learner = tmp_path / "submission" / "katas"
-    shutil.copytree(ROOT / "reference", learner, ignore=shutil.ignore_patterns("*_catalogue.py", "__pycache__"))
+    learner = reference_as_learner(tmp_path / "submission" / "katas")
     if submission == "mistakes":  # an attention that forgets the scaling, a layer norm that is missing
         text = (learner / "attention.py").read_text().replace("/ math.sqrt(q.shape[-1])", "")
         (learner / "attention.py").write_text(text)
@@ -179,6 +179,8 @@ def test_workflow_steps_score_as_kata_grade_does(template, tmp_path, submission)
         assert result["status"] == ("pass" if kata["score"] == kata["max_score"] else "fail")
     if submission == "mistakes":
         assert 0 < expected["total"] < expected["max_score"]
+    else:
+        assert expected["total"] == expected["max_score"]
 
 
 def test_gradescope_results(tmp_path):

@@ -6,6 +6,7 @@ import textwrap
 import pytest
 
 from graders import curriculum, runner
+from learners import reference_as_learner
 
 REFERENCE = curriculum.ROOT / "reference"
 # Kata code cannot import the reference, so correct code here is a copy of the reference's source.
@@ -146,11 +147,7 @@ def test_missing_file_is_not_started(tmp_path):
 
 
 def test_a_broken_kata_leaves_the_others_untouched(tmp_path):
-    folder = tmp_path / "solutions"
-    folder.mkdir()
-    for kata in curriculum.katas():  # the reference, importing itself as a learner's katas would
-        source = (REFERENCE / kata.file).read_text().replace("from reference.", "from katas.")
-        (folder / kata.file).write_text(source)
+    folder = reference_as_learner(tmp_path / "solutions")
     (folder / "lora.py").write_text("import os\nos._exit(1)\n")
     report = runner.grade(solutions=folder)
     for kata in report["katas"]:
