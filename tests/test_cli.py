@@ -82,3 +82,26 @@ def test_hints_come_one_at_a_time(tmp_path):
     assert shown[-1].startswith(f"Hint {len(hints)}/{len(hints)}")
     everything = kata("hint", "attention", "--all", env=env).stdout
     assert all(h in everything for h in hints)
+
+
+@pytest.mark.timeout(120)  # a watch that never prints the expected line must not hang the suite
+def test_watch_reruns_the_checks_when_the_file_is_saved(tmp_path):
+    import time
+
+    from learners import reference_as_learner
+
+    path = tmp_path / "attention.py"
+    path.write_text("def softmax(x, dim=-1):\n    raise NotImplementedError('softmax')\n")
+    watch = subprocess.Popen([KATA, "watch", "attention", "--solutions", str(tmp_path)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while not any("FAIL softmax_rows" in line for line in lines):
+            lines.append(watch.stdout.readline())
+        time.sleep(1.1)  # a new modification time, even on file systems that keep whole seconds
+        reference_as_learner(tmp_path, ["attention"])
+        while not any("PASS softmax_rows" in line for line in lines):
+            lines.append(watch.stdout.readline())
+    finally:
+        watch.kill()
+    assert lines[0].startswith(f"Watching {path}")
