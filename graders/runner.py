@@ -122,10 +122,12 @@ def _confine():
     sys.stdout = sys.stderr = open(os.devnull, "w")  # the parent's may be a capture object, not fd 1
     faulthandler.disable()  # a crash is reported by the parent, not dumped on the parent's terminal
     if sys.platform.startswith("linux"):
-        with open("/proc/self/statm") as f:
-            current = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        # The data limit counts memory actually allocated, not address space merely reserved, which
+        # CUDA reserves by the terabyte.
+        with open("/proc/self/status") as f:
+            current = next(int(line.split()[1]) for line in f if line.startswith("VmData:")) * 1024
         limit = current + curriculum.settings().memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
 def _pump(running: dict) -> list:
