@@ -444,7 +444,7 @@ def _ratio(x: float) -> str:
 
 
 def _tol(tol: dict) -> str:
-    text = f"{tol.get('atol', 0):.0e}/{tol.get('rtol', 0):.0e}"
+    text = f"{tol.get('atol', 0):.2g}/{tol.get('rtol', 0):.2g}"
     extra = " ".join(f"{k}={v:g}" for k, v in tol.items() if k not in ("atol", "rtol"))
     return f"{text} {extra}".strip()
 
