@@ -132,41 +132,20 @@ def _rms_last_dim_only(x, weight, eps=1e-6):
 # Mistakes: LayerNorm
 
 
-class _LayerNormWeightZeros(nn.Module):
+class _LayerNormWeightZeros(LayerNorm):
     def __init__(self, normalized_shape, eps=1e-5):
-        super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.eps = eps
-        self.weight = nn.Parameter(torch.zeros(normalized_shape))
-        self.bias = nn.Parameter(torch.zeros(normalized_shape))
-
-    def forward(self, x):
-        return layer_norm(x, self.weight, self.bias, self.eps)
+        super().__init__(normalized_shape, eps)
+        self.weight = nn.Parameter(torch.zeros(self.normalized_shape))
 
 
-class _LayerNormBiasNotParameter(nn.Module):
+class _LayerNormBiasNotParameter(LayerNorm):
     def __init__(self, normalized_shape, eps=1e-5):
-        super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(normalized_shape))
-        self.bias = torch.zeros(normalized_shape)  # a plain tensor: not a parameter, not in state_dict
-
-    def forward(self, x):
-        return layer_norm(x, self.weight, self.bias, self.eps)
+        super().__init__(normalized_shape, eps)
+        del self.bias
+        self.bias = torch.zeros(self.normalized_shape)  # a plain tensor: not a parameter, not in state_dict
 
 
-class _LayerNormIgnoresEps(nn.Module):
-    def __init__(self, normalized_shape, eps=1e-5):
-        super().__init__()
-        if isinstance(normalized_shape, int):
-            normalized_shape = (normalized_shape,)
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(normalized_shape))
-        self.bias = nn.Parameter(torch.zeros(normalized_shape))
-
+class _LayerNormIgnoresEps(LayerNorm):
     def forward(self, x):
         return layer_norm(x, self.weight, self.bias)  # always the default eps
 
