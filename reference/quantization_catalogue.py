@@ -245,27 +245,6 @@ def _round_half_even(y: Tensor) -> Tensor:
     return down + ((frac > 0.5) | ((frac == 0.5) & odd)).to(y.dtype)
 
 
-def _explicit_round_symmetric(x: Tensor, dim: int | None = None) -> tuple[Tensor, Tensor]:
-    x = x.float()
-    scale = _per_slice(torch.amax, x.abs(), dim) / 127
-    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
-    return _round_half_even(x / scale).clamp(-127, 127).to(torch.int8), scale
-
-
-def _explicit_round_affine(x: Tensor, dim: int | None = None, bits: int = 8) -> tuple[Tensor, Tensor, Tensor]:
-    if not 2 <= bits <= 8:
-        raise ValueError(f"bits must be in 2..8, got {bits}")
-    qmin, qmax = 0, 2**bits - 1
-    x = x.float()
-    lo = _per_slice(torch.amin, x, dim).clamp(max=0)
-    hi = _per_slice(torch.amax, x, dim).clamp(min=0)
-    scale = (hi - lo) / (qmax - qmin)
-    scale = torch.where(scale == 0, torch.ones_like(scale), scale)
-    zero_point = _round_half_even(qmin - lo / scale).clamp(qmin, qmax).to(torch.int64)
-    q = (_round_half_even(x / scale) + zero_point).clamp(qmin, qmax)
-    return q.to(torch.uint8), scale, zero_point
-
-
 class _Int8LinearScaleOutputs(Int8Linear):
     # (x @ (q * s).T)[..., o] = s[o] * (x @ q.T)[..., o]: multiply the outputs by the scales instead.
     def forward(self, x):
@@ -287,7 +266,8 @@ VARIANTS = [
             "(slices, -1), and the absmax as max(-min, max)",
             quantize_symmetric=_aminmax_symmetric, quantize_affine=_aminmax_affine),
     variant("explicit_round_half_even", "rounds half to even by hand from floor and the fractional part",
-            quantize_symmetric=_explicit_round_symmetric, quantize_affine=_explicit_round_affine),
+            quantize_symmetric=_symmetric_with(rounding=_round_half_even),
+            quantize_affine=_affine_with(rounding=_round_half_even)),
     variant("scale_outputs", "Int8Linear multiplies the integer-weight matmul's outputs by the "
             "per-channel scales instead of dequantising the weight",
             Int8Linear=_Int8LinearScaleOutputs),
