@@ -400,12 +400,8 @@ def _unstage(report: dict, folder: Path, learner: Learner) -> dict:
 def _grade(folders: list, names: list, device: str, on_report):
     from graders import runner  # imports torch: only when there is something to grade
 
-    try:
-        with _terminate_as_interrupt():
-            runner.grade_many(folders, names, device, on_report=on_report)
-    except BaseException:
-        _stop_workers()
-        raise
+    with _terminate_as_interrupt():  # the runner stops its workers however the grading ends
+        runner.grade_many(folders, names, device, on_report=on_report)
 
 
 class _terminate_as_interrupt:
@@ -425,30 +421,6 @@ class _terminate_as_interrupt:
     @staticmethod
     def _raise(signum, frame):
         raise KeyboardInterrupt
-
-
-def _stop_workers():
-    """Kill the runner's workers still running after an interruption. Each worker is a child of this
-    process that leads its own process group (what the kata's code started is in the group too)."""
-    if not sys.platform.startswith("linux"):
-        return
-    me = os.getpid()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state ppid pgrp ...
-        pid, ppid, pgrp = int(entry), int(fields[1]), int(fields[2])
-        if ppid == me and pgrp == pid:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
 
 
 def summary_lines(summary: Summary) -> list:

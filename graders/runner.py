@@ -69,15 +69,21 @@ def grade_many(submissions: list, names=None, device="cpu", entry=None, on_repor
     results = [{} for _ in submissions]
     running = {}
     jobs = os.cpu_count() or 1
-    while pending or running:
-        while pending and len(running) < jobs:
-            i, kata, env = pending.pop(0)
-            worker = _start(kata, env, i)
-            running[worker.fd] = worker
-        for worker in _pump(running):
-            results[worker.submission][worker.kata.name] = _kata_result(worker)
-            if on_report and len(results[worker.submission]) == len(katas):
-                on_report(worker.submission, _report([results[worker.submission][k.name] for k in katas]))
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                i, kata, env = pending.pop(0)
+                worker = _start(kata, env, i)
+                running[worker.fd] = worker
+            for worker in _pump(running):
+                results[worker.submission][worker.kata.name] = _kata_result(worker)
+                if on_report and len(results[worker.submission]) == len(katas):
+                    on_report(worker.submission, _report([results[worker.submission][k.name] for k in katas]))
+    finally:  # interrupted (Ctrl-C, or an exception in on_report): no worker outlives the call
+        for worker in list(running.values()):
+            worker.killed = True
+            os.killpg(worker.pid, signal.SIGKILL)
+            _finish(worker, running)
     return [_report([r[k.name] for k in katas]) for r in results]
 
 
