@@ -463,7 +463,7 @@ class Learner:
             fail(f"{what} changed its input {changed} in place; compute a new tensor instead" + _notes(self.diagnose(case, before)))
         problem = compare_outcomes(got, expected, like, case, self.tol(case.tol))
         if problem:
-            fail(f"{what}: {problem}" + _notes(self.diagnose(case, before, got), self.dependency_note(case)))
+            fail(f"{what}: {problem}" + _notes(self.diagnose(case, before, got, like), self.dependency_note(case)))
 
     def dependency_note(self, case: "Case") -> str:
         """Blame the kata this one builds on, when that is the learner's and fails its own checks."""
@@ -472,16 +472,16 @@ class Learner:
             return ""
         return f"Note: this builds on your {failing[0]} kata, which fails its own checks: fix it first (kata check {failing[0]})"
 
-    def diagnose(self, case: "Case", args, got: Outcome | None = None) -> str:
+    def diagnose(self, case: "Case", args, got: Outcome | None = None, like: Outcome | None = None) -> str:
         """'Looks like a common mistake: ...' when a catalogued mistake behaves as the learner's code does.
 
-        With got None, the learner's code changed its inputs: look for a mistake that does too.
+        got and like are the learner's and the reference's outcomes; with got None, the learner's code
+        changed its inputs: look for a mistake that does too.
         """
         cat = self.catalogue()
         if cat is None:
             return ""
         tol = self.tol(case.tol)
-        like = reference_outcome(self.reference, case, clone(args))
         for entry in cat.MISTAKES:
             theirs_args = clone(args)
             theirs = reference_outcome(self.catalogue_module(entry.name), case, theirs_args)
