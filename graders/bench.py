@@ -291,7 +291,7 @@ def run(name: str, solutions: str | None = None, device: str = "cpu", quick: boo
     if name not in BENCHES:
         raise UsageError(f"no bench for {name!r}; the katas with one are: {', '.join(BENCHES)}")
     bench, limit = BENCHES[name], curriculum.kata(name).timeout
-    folder = Path(solutions or curriculum.ROOT / "katas").resolve()
+    folder = Path(solutions or curriculum.STUBS).resolve()
     if not folder.is_dir():
         raise UsageError(f"--solutions {solutions}: no such folder; give the folder that holds your kata files")
     try:

@@ -3,6 +3,7 @@
 These two files are the only places that list the katas; everything else reads them here.
 """
 
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass
@@ -14,9 +15,13 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parent.parent
-MANIFEST = ROOT / "katas" / "curriculum.toml"
-CONFIG = ROOT / "graders" / "config.toml"  # KATA_CONFIG names another, e.g. a course's private copy
+# Everything grading needs is found beside these two packages, so that a plain (non-editable)
+# install grades exactly as a checkout does.
+GRADERS = Path(__file__).resolve().parent  # the harness, the checks, config.toml, snapshots/ in a template
+STUBS = Path(importlib.util.find_spec("katas").origin).resolve().parent  # the kata stubs and the manifest
+ROOT = GRADERS.parent  # the repository, in a checkout
+MANIFEST = STUBS / "curriculum.toml"
+CONFIG = GRADERS / "config.toml"  # KATA_CONFIG names another, e.g. a course's private copy
 
 
 class UsageError(Exception):

@@ -21,7 +21,7 @@ STUDENT = ROOT / "graders" / "student"
 # What the template shares with this repository, besides each kata's stub and grader.
 SHARED = [
     ".gitignore", "pyproject.toml", "scripts/kata", "scripts/_venv.sh", "katas/__init__.py", "katas/curriculum.toml",
-    "graders/__init__.py", "graders/cli.py", "graders/conftest.py", "graders/curriculum.py", "graders/formats.py",
+    "graders/__init__.py", "graders/cli.py", "graders/conftest.py", "graders/plugin.py", "graders/curriculum.py", "graders/formats.py",
     "graders/harness.py", "graders/runner.py",
 ]
 

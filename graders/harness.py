@@ -50,7 +50,7 @@ _Failed = pytest.fail.Exception
 _OutcomeException = _Failed.__mro__[1]  # pytest's base of fail/skip/timeout outcomes
 
 # A student template ships recorded reference outcomes here instead of the reference solutions.
-SNAPSHOTS = curriculum.ROOT / "graders" / "snapshots"
+SNAPSHOTS = curriculum.GRADERS / "snapshots"
 
 # Every function and module reachable from these namespaces is snapshotted before the learner's code
 # is imported; a check fails if any of them was replaced.
@@ -347,7 +347,7 @@ class Learner:
         self.kata = curriculum.kata(name)
         self.name = name
         self.device = os.environ.get("KATA_DEVICE", "cpu")
-        self.root = os.environ.get("KATA_SOLUTIONS", str(curriculum.ROOT / "katas"))
+        self.root = os.environ.get("KATA_SOLUTIONS", str(curriculum.STUBS))
         self.entry = os.environ.get("KATA_ENTRY")  # a catalogue entry graded in place of a file
         # A learner's files must not lean on the reference solutions (graded as themselves, they may).
         self._hide_reference = self.entry is None and Path(self.root).resolve() != curriculum.ROOT / "reference"

@@ -24,7 +24,6 @@ import graders.harness  # noqa: F401  (and the graders)
 
 from graders import curriculum
 
-ROOT = curriculum.ROOT
 
 # pytest plugins a grading worker has no use for; unraisableexception alone costs two full garbage
 # collections at exit, as long as the checks themselves.
@@ -112,8 +111,11 @@ def _start(kata: curriculum.Kata, env: dict, submission: int) -> _Worker:
 
 def _run_grader(kata: curriculum.Kata, env: dict, write: int):
     os.environ.update(env, KATA_RESULT_FD=str(write))
-    os.chdir(ROOT)
-    args = [str(ROOT / "graders" / f"test_{kata.name}.py"), "-q", "-s", "--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
+    os.chdir(curriculum.GRADERS)
+    # Nothing but the graders' own plugin: no ini file, no conftest.py, no plugin installed beside them.
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    args = [str(curriculum.GRADERS / f"test_{kata.name}.py"), "-q", "-s", "--rootdir", str(curriculum.GRADERS),
+            "-c", os.devnull, "--noconftest", "-p", "pytest_timeout", "-p", "graders.plugin"]
     for plugin in UNUSED_PLUGINS:
         args += ["-p", f"no:{plugin}"]
     code = int(pytest.main(args))
