@@ -105,3 +105,17 @@ def kata(name: str) -> Kata:
             return k
     known = ", ".join(k.name for k in katas())
     raise UsageError(f"no kata named {name!r}; the katas are: {known}")
+
+
+@cache
+def manifest() -> list:
+    """The manifest's entries alone: public, unlike the config (points, tolerances, seed)."""
+    return _load(MANIFEST).get("kata", [])
+
+
+def names() -> list:
+    return [entry["name"] for entry in manifest()]
+
+
+def forbidden(name: str) -> tuple:
+    return tuple(next(e for e in manifest() if e["name"] == name).get("forbidden", ()))

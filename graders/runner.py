@@ -1,10 +1,11 @@
-"""Grade katas, each in its own process, so that nothing a kata's code does can cost another kata.
+"""Grade katas: one judge process per (submission, kata), side by side.
 
-The parent imports torch and pytest once, then forks one worker per kata. A worker runs that kata's
-grader under pytest and streams each check's result up a pipe as soon as it is known. The parent
-enforces a wall-clock limit per kata (a hang inside a C call ignores signals, so only a kill stops
-it); when a worker dies or is killed, the checks it finished keep their results and the rest are
-reported as not run, with the reason.
+Importing this module starts the sandboxes' zygote (graders/sandbox.py), so that its torch import
+overlaps the parent's. The parent imports torch and pytest once, then forks one judge per kata. A
+judge runs that kata's grader under pytest, with the graders' plugin alone (no ini file, conftest.py
+or installed plugin), and streams each check's result up a pipe as soon as it is known; the learner's
+code runs in the judge's sandboxes, never in the judge. The parent still bounds each judge by the
+wall clock; when grading ends, every sandbox is killed and gone before the report is returned.
 """
 
 import faulthandler
@@ -17,12 +18,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-import pytest  # noqa: F401  imported once here so that every forked worker starts with them
-import torch
+from graders import sandbox
+
+sandbox.start()
+
+import pytest  # noqa: E402,F401  imported once here so that every forked worker starts with them
+import torch  # noqa: E402
 
 import graders.harness  # noqa: F401  (and the graders)
 
-from graders import curriculum
+from graders import curriculum  # noqa: E402
 
 
 # pytest plugins a grading worker has no use for; unraisableexception alone costs two full garbage
@@ -83,6 +88,7 @@ def grade_many(submissions: list, names=None, device="cpu", entry=None, on_repor
             worker.killed = True
             os.killpg(worker.pid, signal.SIGKILL)
             _finish(worker, running)
+        sandbox.sync()
     return [_report([r[k.name] for k in katas]) for r in results]
 
 
@@ -115,7 +121,7 @@ def _run_grader(kata: curriculum.Kata, env: dict, write: int):
     # Nothing but the graders' own plugin: no ini file, no conftest.py, no plugin installed beside them.
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     args = [str(curriculum.GRADERS / f"test_{kata.name}.py"), "-q", "-s", "--rootdir", str(curriculum.GRADERS),
-            "-c", os.devnull, "--noconftest", "-p", "pytest_timeout", "-p", "graders.plugin"]
+            "-c", os.devnull, "--noconftest", "-p", "graders.plugin"]
     for plugin in UNUSED_PLUGINS:
         args += ["-p", f"no:{plugin}"]
     code = int(pytest.main(args))
