@@ -19,6 +19,7 @@ import inspect
 import math
 import os
 import sys
+import time
 import traceback
 import types
 import zlib
@@ -546,6 +547,7 @@ class Learner:
         self._results = {}  # case name -> Result
         self._references = {}  # case name -> (args, like, expected)
         self._mistakes = {}  # (mistake, case name) -> (Outcome, changed)
+        self._deadline = time.monotonic() + self.kata.timeout  # for all of the learner's code in this kata
 
     # -- the learner's code, in its sandbox
 
@@ -577,11 +579,14 @@ class Learner:
         from graders import sandbox
 
         args = self.reference_of(case)[0]
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            return Result(fail=f"not run: this kata's code used up its time limit ({self.kata.timeout:g} s) in earlier checks")
         box = self._sandbox()
         if box is None:
             return Result(fail=self._import_error)
         try:
-            reply = box.run(case.name, args, curriculum.settings().check_timeout)
+            reply = box.run(case.name, args, min(curriculum.settings().check_timeout, left))
         except sandbox.Died as e:
             return Result(fail=str(e))
         try:

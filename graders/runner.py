@@ -112,7 +112,8 @@ def fork(work) -> tuple[int, int]:
 
 def _start(kata: curriculum.Kata, env: dict, submission: int) -> _Worker:
     pid, read = fork(lambda write: _run_grader(kata, env, write))
-    return _Worker(kata, submission, pid, read, time.monotonic() + kata.timeout)
+    # The judge bounds the learner's code by the kata's time limit itself; this bounds the judge.
+    return _Worker(kata, submission, pid, read, time.monotonic() + 2 * kata.timeout + 30)
 
 
 def _run_grader(kata: curriculum.Kata, env: dict, write: int):

@@ -22,7 +22,7 @@ def overriding(name: str, body: str) -> str:
 def fast_limits(tmp_path, monkeypatch):
     """The real config with short time limits, so that hangs are cut quickly."""
     text = curriculum.config_path().read_text()
-    text = text.replace("check_timeout = 10", "check_timeout = 5").replace("kata_timeout = 60", "kata_timeout = 12")
+    text = text.replace("check_timeout = 10", "check_timeout = 5").replace("kata_timeout = 60", "kata_timeout = 30")
     config = tmp_path / "config.toml"
     config.write_text(text)
     monkeypatch.setenv("KATA_CONFIG", str(config))
@@ -62,7 +62,7 @@ HOSTILE = {
     "forbidden_aten": ("import torch\ndef softmax(x, dim=-1):\n    return torch.ops.aten._softmax(x, dim, False)\n",
                        "calls aten._softmax, which this kata forbids"),
     "in_place": (overriding("softmax", "def softmax(x, dim=-1):\n    x.mul_(1.0001)\n    return ok(x / 1.0001, dim)\n"),
-                 "changed its input #1 in place"),
+                 "changed its input x in place"),
     "monkeypatch": ("import torch\ntorch.allclose = lambda *a, **k: True\n" + CORRECT, "your code replaced torch.allclose"),
     "exit_in_call": ("import sys\ndef softmax(x, dim=-1):\n    sys.exit(0)\n", "raised SystemExit"),
     "memory": ("import torch\ndef softmax(x, dim=-1):\n    return torch.empty(2**40, dtype=torch.uint8)\n", "raised RuntimeError"),
@@ -85,13 +85,13 @@ def test_python_loop_costs_only_the_looping_check(tmp_path, fast_limits):
 
 
 @pytest.mark.parametrize("ending, phrase", [
-    ("import os; os._exit(7)", "exited early with status 7"),
+    ("import os; os._exit(7)", "exited with status 7"),
     ("import ctypes; ctypes.string_at(0)", "crashed (SIGSEGV)"),
     # SIGALRM blocked: a stand-in for a long C call that no signal interrupts
     ("import signal; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n            while True: pass",
-     "ran past the time limit"),
+     "took too long and was stopped"),
 ])
-def test_dying_process_keeps_the_points_already_earned(tmp_path, fast_limits, ending, phrase):
+def test_dying_process_costs_only_the_checks_it_died_in(tmp_path, fast_limits, ending, phrase):
     source = overriding("scaled_dot_product_attention", f"""
     def scaled_dot_product_attention(q, k, v, mask=None):
         if mask is not None:
@@ -99,16 +99,11 @@ def test_dying_process_keeps_the_points_already_earned(tmp_path, fast_limits, en
         return ok(q, k, v, mask)
     """)
     result = grade_attention(tmp_path, source)
-    checks = {c["name"]: c for c in result["checks"]}
-    assert checks["softmax_rows"]["passed"] and checks["attention_basic"]["passed"], messages(result)
-    assert result["score"] == sum(c["score"] for c in result["checks"] if c["passed"]) > 0
-    assert checks["attention_mask"]["message"] == f"this check was running when {runner_cause(result)}"
-    assert phrase in checks["attention_mask"]["message"]
-    assert checks["attention_float64"]["message"].startswith("not run: ")
-
-
-def runner_cause(result) -> str:
-    return next(c["message"] for c in result["checks"] if c["name"] == "attention_mask").removeprefix("this check was running when ")
+    masked = {"attention_mask", "attention_broadcast_mask", "attention_float64", "attention_hidden"}
+    for check in result["checks"]:
+        assert check["passed"] == (check["name"] not in masked), check
+        if check["name"] in masked:
+            assert phrase in check["message"]
 
 
 def test_flooding_stdout_does_not_stop_the_run(tmp_path):
@@ -152,7 +147,7 @@ def test_a_broken_kata_leaves_the_others_untouched(tmp_path):
     report = runner.grade(solutions=folder)
     for kata in report["katas"]:
         if kata["name"] == "lora":
-            assert kata["score"] == 0 and not kata["complete"]
+            assert kata["score"] == 0 and "exited with status 1" in kata["checks"][0]["message"]
         else:
             assert kata["score"] == kata["max_score"], kata["name"]
 
