@@ -671,7 +671,7 @@ class Learner:
         for mistake in close:
             if all(self._agrees(mistake, c) for c in self.cases):
                 return f"Looks like a common mistake: {mistake.says}"
-        return "It resembles a common mistake on this check, but not on every check, so none is named" if close else ""
+        return "No catalogued common mistake matches what it does on all of this kata's checks" if close else ""
 
     def _agrees(self, mistake, case: "Case") -> bool:
         """Whether the mistake does on this check what the learner's code does."""
@@ -688,7 +688,11 @@ class Learner:
         theirs_problem = compare_outcomes(theirs, expected, like, case, tol)
         if self.problem(case) is None:
             return theirs_problem is None
-        return theirs_problem is not None and compare_outcomes(got.outcome, theirs, theirs, case, tol) is None
+        if theirs_problem is None:
+            return False
+        if got.outcome.error is not None and theirs.error is not None:  # the same error, word for word
+            return error_name(got.outcome.error) == error_name(theirs.error) and str(got.outcome.error) == str(theirs.error)
+        return compare_outcomes(got.outcome, theirs, theirs, case, tol) is None
 
     def _mistake_on(self, mistake, case: "Case") -> tuple:
         key = (mistake.name, case.name)

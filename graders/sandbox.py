@@ -9,9 +9,10 @@ no sandbox ever had a secret in memory and none pays a fresh torch import.
 What a sandbox guarantees on Linux (Landlock ABI >= 1 and seccomp; `confinement()` says whether this
 machine has them), each proven by tests/hostile/:
   * it reads only the Python installation (minus this project's graders and reference packages), the
-    system's shared libraries and the one learner's kata files; it writes only its private temporary
-    folder, which the judge removes; /proc, the graders' config and snapshots, the reference, the
-    judge's files and every other learner's files are out of reach;
+    system's shared libraries and the one learner's kata files, and writes no file at all (its working
+    folder, HOME and TMPDIR are an empty private folder that the judge removes), so it cannot fill a
+    disk; /proc, the graders' config and snapshots, the reference, the judge's files and every other
+    learner's files are out of reach;
   * its environment is empty but for PATH, HOME, TMPDIR and LANG (no GITHUB_*, no tokens, no KATA_*);
     every file descriptor but its own channel to the judge is closed;
   * it cannot create processes (so nothing it starts can outlive it), open sockets (no network),
@@ -49,7 +50,7 @@ from pathlib import Path
 
 GRADERS = Path(__file__).resolve().parent
 MAX_REPLY = 256 * 2**20  # bytes: a reply larger than this is refused unread
-OUTPUT_LIMIT = 64 * 2**20  # bytes: the largest file a sandbox may write
+OUTPUT_LIMIT = 64 * 2**20  # bytes: the largest file an unconfined sandbox may write
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}  # plus HOME and TMPDIR, its own folder
 
 
@@ -72,7 +73,6 @@ _SYSCALLS = {
 
 _READ = (1 << 2) | (1 << 3)  # READ_FILE, READ_DIR
 _FILE_READ = 1 << 2
-_WRITE_ALL = (1 << 1) | (1 << 2) | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 7) | (1 << 8)  # + write, remove, make dir/file
 _DEV = (1 << 1) | (1 << 2)
 
 
@@ -105,9 +105,9 @@ def _handled_fs(abi: int) -> int:
     return bits
 
 
-def _landlock(read: list, write: list, devices: list):
-    """Allow reading beneath `read`, everything beneath `write`, reading and writing `devices`;
-    deny every other filesystem access, TCP, abstract UNIX sockets and signals out of the domain."""
+def _landlock(read: list, devices: list):
+    """Allow reading beneath `read` and reading and writing `devices`; deny every other filesystem
+    access, TCP, abstract UNIX sockets and signals out of the domain."""
     abi = _landlock_abi()
     create, add, restrict = _SYSCALLS[_ARCH]["landlock"]
     handled = _handled_fs(abi)
@@ -117,9 +117,8 @@ def _landlock(read: list, write: list, devices: list):
     ruleset = _libc.syscall(create, buf, ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
         raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
-    extra = handled & ((1 << 14) | (1 << 15))  # TRUNCATE and IOCTL_DEV go with writing
-    for paths, dir_access, file_access in ((read, _READ, _FILE_READ), (write, _WRITE_ALL | extra, (1 << 1) | _FILE_READ | extra),
-                                           (devices, _DEV | extra, _DEV | extra)):
+    extra = handled & ((1 << 14) | (1 << 15))  # TRUNCATE and IOCTL_DEV go with writing a device
+    for paths, dir_access, file_access in ((read, _READ, _FILE_READ), (devices, _DEV | extra, _DEV | extra)):
         for path in paths:
             try:
                 fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
@@ -218,7 +217,7 @@ def _confine(tmp: str, readable: list, device: str):
     if device == "cuda":
         read += ["/proc", "/sys", "/etc"]
         devices += [f"/dev/{d}" for d in os.listdir("/dev") if d.startswith("nvidia")]
-    _landlock(read, [tmp], devices)
+    _landlock(read, devices)
     _seccomp(os.getpid())
 
 
