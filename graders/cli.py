@@ -3,6 +3,7 @@
 import argparse
 import json
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -41,10 +42,10 @@ STATE_COLORS = {"passing": "32", "failing": "31", "not started": "2"}
 
 def print_table(report: dict):
     rows = report["katas"]
-    width = max(len(k["title"]) for k in rows)
+    width, names = max(len(k["title"]) for k in rows), max(len(k["name"]) for k in rows)
     for i, k in enumerate(rows, 1):
         state = _color(f"{k['status']:<11}", STATE_COLORS[k["status"]])
-        print(f"{i:>2}  {k['name']:<14} {k['title']:<{width}}  {state}  {_points(k['score']):>5} / {_points(k['max_score'])}")
+        print(f"{i:>2}  {k['name']:<{names}}  {k['title']:<{width}}  {state}  {_points(k['score']):>5} / {_points(k['max_score'])}")
     passing = sum(k["status"] == "passing" for k in rows)
     print(f"\n{_bar(report['total'], report['max_score'])} {_points(report['total'])} / {_points(report['max_score'])} points, "
           f"{passing} of {len(rows)} katas passing")
@@ -58,7 +59,22 @@ def print_checks(kata: dict):
         print(line if c["passed"] else f"{line}: {c['message']}")
 
 
+def require_confinement(args, platform: bool):
+    """Platform and class grading refuse to run learner code unconfined unless told to; a learner's own
+    runs go on, with one line saying so."""
+    from graders import sandbox
+
+    reason = sandbox.confinement()
+    if reason is None:
+        return
+    if platform and not args.unconfined:
+        raise UsageError(f"{reason}; grading for a course needs it: grade on Linux (GitHub's and Gradescope's "
+                         f"runners have it), or pass --unconfined to grade without it")
+    print(f"kata: note: {reason}; your code runs in separate processes, unconfined", file=sys.stderr)
+
+
 def _grade(args, names=None) -> dict:
+    require_confinement(args, getattr(args, "format", None) in ("classroom", "gradescope"))
     from graders import runner  # imports torch: only for the commands that grade
 
     solutions = getattr(args, "solutions", None)
@@ -77,8 +93,12 @@ def cmd_grade(args):
     if args.format == "json":
         print(json.dumps(report, indent=2))
     elif args.format == "classroom":
+        # The log shows learner-chosen text (exception messages): no line of it may act as a workflow command.
+        token = secrets.token_hex(16)
+        print(f"::stop-commands::{token}")
         for kata in report["katas"]:
             print_checks(kata)
+        print(f"::{token}::")
         result = formats.classroom(report)
         if os.environ.get("GITHUB_OUTPUT"):
             with open(os.environ["GITHUB_OUTPUT"], "a") as out:
@@ -167,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
         if grades:
             c.add_argument("--solutions", type=path, metavar="DIR", help="grade the kata files in DIR instead of katas/")
             c.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the checks run (default cpu)")
+            c.add_argument("--unconfined", action="store_true",
+                           help="grade for a course even where learner code cannot be confined (see the README's Limits)")
         return c
 
     command("status", cmd_status, "every kata in order, with its state and points")
@@ -193,13 +215,19 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--suggest", action="store_true", help="also propose a tolerance per check; nothing is written")
         c = command("grade-many", cmd_grade_many, "grade a whole class: one folder per learner in; a CSV of points "
                     "and one JSON report per learner out", grades=False)
-        c.add_argument("submissions", metavar="SUBMISSIONS_DIR",
+        c.add_argument("submissions", metavar="SUBMISSIONS_DIR", nargs="?",
                        help="one folder per learner (e.g. GitHub Classroom's clones); only katas/<kata>.py is taken")
+        c.add_argument("--shard", metavar="K/N", help="grade only the K-th of N slices of the class (by a hash of "
+                       "each learner's folder name), for N machines; --merge joins their outputs")
+        c.add_argument("--merge", nargs="+", metavar="DIR",
+                       help="instead of grading, join the outputs of all N shards (each DIR: one shard's CSV and reports)")
         c.add_argument("--out", required=True, metavar="CSV", help="the CSV to write, e.g. grades.csv")
         c.add_argument("--reports", metavar="DIR",
                        help="where the JSON reports go (default: next to the CSV, grades.csv -> grades/)")
         c.add_argument("--force", action="store_true", help="regrade everyone, also learners unchanged since their last report")
         c.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the checks run (default cpu)")
+        c.add_argument("--unconfined", action="store_true",
+                       help="grade even where learner code cannot be confined (see the README's Limits)")
         c = command("bench", cmd_bench, "why a kata's technique exists, measured on your code beside the "
                     "reference (kv_cache, quantization)")
         c.add_argument("name")
@@ -216,6 +244,8 @@ def cmd_bench(args):
 def cmd_grade_many(args):
     from graders import batch  # imports torch only when there is something to grade
 
+    if not args.merge:
+        require_confinement(args, platform=True)
     batch.run(args)
 
 

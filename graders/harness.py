@@ -437,6 +437,8 @@ class Submission:
                 banned_py[_id(_resolve(dotted))] = dotted
         self._banned_py = banned_py
         self._cases = {c.name: c for c in kata_cases(name)}
+        # A learner's files must not lean on the reference solutions (graded as themselves, they may).
+        self._hide_reference = entry is None and Path(self.root) != (curriculum.ROOT / "reference").resolve()
         self.module = None
 
     def load(self) -> dict:
@@ -488,7 +490,7 @@ class Submission:
 
     def _guarded(self, fn: Callable, what: str) -> "Outcome":
         seen = []
-        hide = _reference_hidden() if self.entry is None else contextlib.nullcontext()
+        hide = _reference_hidden() if self._hide_reference else contextlib.nullcontext()
         try:
             with hide, _Watch(self._banned_py, seen), _DispatchWatch(self._banned_aten, seen):
                 result = Outcome(fn())

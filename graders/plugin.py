@@ -92,3 +92,15 @@ def failure_message(report) -> str:
         return ""
     text = report.longreprtext.strip()
     return text.removeprefix("Failed: ")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_json_runtest_metadata(item, call):
+    """With pytest-json-report (`pytest graders --json-report`), each check's points and message."""
+    if call.when != "call" or item.nodeid not in _names:
+        return {}
+    kata, name = curriculum.kata(kata_of(item.path)), _names[item.nodeid]
+    passed = call.excinfo is None
+    return {"kata": kata.name, "check": name, "points": kata.points[name] if passed else 0,
+            "max_points": kata.points[name], "hidden": item.get_closest_marker("hidden") is not None,
+            "message": "" if passed else str(call.excinfo.value)}
