@@ -56,7 +56,7 @@ def print_checks(kata: dict):
     for c in kata["checks"]:
         mark = _color("PASS", "32") if c["passed"] else _color("FAIL", "31")
         line = f"  {mark} {c['name']} ({_points(c['score'])}/{_points(c['max_score'])})"
-        print(line if c["passed"] else f"{line}: {c['message']}")
+        print(line if c["passed"] else f"{line}: " + c["message"].replace("\n", "\n      "))
 
 
 def require_confinement(args, platform: bool):

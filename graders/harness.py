@@ -19,6 +19,7 @@ import inspect
 import math
 import os
 import sys
+import textwrap
 import time
 import traceback
 import types
@@ -201,6 +202,19 @@ def _fmt(v) -> str:
     return f"{v:.6g}" if _isinstance(v, float) else _repr(v)
 
 
+def _fmt_pair(got, want) -> tuple:
+    """The two values with enough digits to tell them apart."""
+    for digits in (6, 9, 12, 17):
+        a, b = (f"{v:.{digits}g}" if _isinstance(v, float) else _repr(v) for v in (got, want))
+        if a != b:
+            break
+    return a, b
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def compare(actual, expected, like, tol: dict, where: str) -> str | None:
     """None when actual matches; otherwise what is wrong, in words.
 
@@ -221,8 +235,10 @@ def compare(actual, expected, like, tol: dict, where: str) -> str | None:
     if _isinstance(like, (tuple, list)):
         if not _isinstance(actual, (tuple, list)):
             return f"{where} should be a {_type(like).__name__} of {_len(like)}, got {_type(actual).__name__}"
+        if _len(like) and all(_type(v) is int for v in like) and any(_isinstance(v, torch.Tensor) for v in actual):
+            return f"{where} holds tensors where Python ints are expected: tokens are ints (.item() or .tolist() gives them)"
         if _len(actual) != _len(like):
-            return f"{where} has {_len(actual)} items, expected {_len(like)}"
+            return f"{where} has {_plural(_len(actual), 'item')}, expected {_len(like)}"
         for i in range(_len(like)):
             problem = compare(actual[i], expected[i], like[i], tol, f"{where}[{i}]")
             if problem:
@@ -270,11 +286,13 @@ def _compare_values(a: torch.Tensor, e: torch.Tensor, tol: dict, where: str) -> 
     worst = int(_item(_argmax(flat_err)))
     idx = _index(worst, a.shape)
     got, want = _item(a.reshape(-1)[worst]), _item(e.reshape(-1)[worst])
-    rel = _item(flat_err[worst]) / max(abs(want), 1e-300)
-    return (
-        f"{where}: {count} of {n} entries are off; the worst, at index {idx}, is {_fmt(got)} where "
-        f"{_fmt(want)} was expected (abs error {_item(flat_err[worst]):.2e}, rel error {rel:.2e})"
-    )
+    shown_got, shown_want = _fmt_pair(got, want)
+    error = f"abs error {_item(flat_err[worst]):.2e}"
+    if want != 0:  # a relative error against 0 says nothing
+        error += f", rel error {_item(flat_err[worst]) / abs(want):.2e}"
+    verb = "is" if count == 1 else "are"
+    return (f"{where}: {count} of {n} entries {verb} off; the worst, at index {idx}, is {shown_got} where "
+            f"{shown_want} was expected ({error})")
 
 
 # --------------------------------------------------------------------------------------- guarding
@@ -526,6 +544,7 @@ class Result:
     outcome: Outcome | None = None
     changed: str | None = None
     fail: str | None = None
+    output: str = ""  # the end of what the code printed
 
 
 class Learner:
@@ -546,6 +565,7 @@ class Learner:
         self.cases = [c for c in kata_cases(name) if c.name in self.kata.points]
         self._box = None
         self._import_error = None
+        self._import_error_told = None  # the check whose message tells it
         self._results = {}  # case name -> Result
         self._references = {}  # case name -> (args, like, expected)
         self._mistakes = {}  # (mistake, case name) -> (Outcome, changed)
@@ -586,11 +606,20 @@ class Learner:
             return Result(fail=f"not run: this kata's code used up its time limit ({self.kata.timeout:g} s) in earlier checks")
         box = self._sandbox()
         if box is None:
+            if self._import_error_told and not self._import_error.startswith("not started"):
+                return Result(fail=f"not run: {self.kata.file} failed to import (see {self._import_error_told})")
+            self._import_error_told = case.name
             return Result(fail=self._import_error)
         try:
             reply = box.run(case.name, args, min(curriculum.settings().check_timeout, left))
         except sandbox.Died as e:
             return Result(fail=str(e))
+        result = self._decode(reply)
+        result.output = str(reply.get("output") or "")
+        return result
+
+    @staticmethod
+    def _decode(reply: dict) -> Result:
         try:
             if "fail" in reply:
                 return Result(fail=str(reply["fail"]))
@@ -649,9 +678,12 @@ class Learner:
         if problem is None:
             return
         got = self.result(case)
+        printed = ""
+        if got.output.strip() and not case.hidden:  # a hidden check's inputs stay hidden
+            printed = "\nYour code printed:\n" + textwrap.indent(got.output.rstrip(), "    ")
         if got.fail:
-            fail(problem)
-        fail(problem + _notes(self.diagnose(case), "" if got.changed else self.dependency_note(case)))
+            fail(problem + printed)
+        fail(problem + _notes(self.diagnose(case), "" if got.changed else self.dependency_note(case)) + printed)
 
     def dependency_note(self, case: "Case") -> str:
         """Blame the kata this one builds on, when that is the learner's and fails its own checks."""
