@@ -213,6 +213,11 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("name", nargs="*", metavar="NAME", help="default: every kata")
         c.add_argument("--seeds", type=int, default=20, metavar="N", help="seeds per check (default 20)")
         c.add_argument("--suggest", action="store_true", help="also propose a tolerance per check; nothing is written")
+        from graders import mutate  # light: it imports torch only to grade
+
+        c = command("mutate", mutate.command, "the reference with one small change at a time (mutants), each graded "
+                    "by the kata's checks: the survivors with their diffs, and the mutation score", grades=False)
+        c.add_argument("name", nargs="*", metavar="NAME", help="default: every kata")
         c = command("grade-many", cmd_grade_many, "grade a whole class: one folder per learner in; a CSV of points "
                     "and one JSON report per learner out", grades=False)
         c.add_argument("submissions", metavar="SUBMISSIONS_DIR", nargs="?",
