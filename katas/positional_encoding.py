@@ -32,10 +32,10 @@ offsets are easy to learn. Three details are classic bugs:
   of pair i share one frequency. Not i / d_model, and not j / d_model for every feature j.
 * Positions start at 0, so PE[0] = (0, 1, 0, 1, ...).
 
-Numerics. The angle p * w_i grows with p, and float32 stores it to a relative 6e-8: at p = 4000 the
-angle is only known to about 2.4e-4, and so are its sine and cosine. Computing in float32, or in
-float64 and casting at the end, are both right; the checks allow the rounding that grows with the
-position. The table is float32.
+Numerics. The angle p * w_i grows with p, and float32's numbers near 4000 are 2.4e-4 apart: there
+the angle, and with it its sine and cosine, is only known to about 1e-4. Computing in float32, or
+in float64 and casting at the end, are both right; the checks allow the rounding that grows with
+the position. The table is float32.
 
 Rotary position embedding
 -------------------------

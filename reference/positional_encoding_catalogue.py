@@ -397,3 +397,28 @@ VARIANTS = [
         apply_rope=_apply_rope_roll,
     ),
 ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Mutants of the reference that `kata mutate` finds with full marks because they compute the same.
+
+_ONE_IS_ODD = "1 is odd, so `< 1 or odd` rejects exactly the sizes `< 2 or odd` does"
+_NEGATIVE_MODULUS = "n % -2 is nonzero exactly when n is odd"
+
+EQUIVALENT = {
+    "sinusoidal_encoding:constant:5d0c074f": _ONE_IS_ODD,
+    "sinusoidal_encoding:constant:62bbc359": _NEGATIVE_MODULUS,
+    "sinusoidal_encoding:drop:01faaf66": "int64 positions divided by float64 frequencies are float64 all the same",
+    "sinusoidal_encoding:drop:92729b8d": "the exponents 2i / d_model come out in float32 (an integer tensor divided "
+                                         "by an int): a float32 rounding of the frequencies, which the lesson allows",
+    "sinusoidal_encoding:drop:97ae5f55": "the float64 sines and cosines are rounded to float32 when stored "
+                                         "instead of by .float(): the same values",
+    "rope_cos_sin:constant:5ce28c1c": _ONE_IS_ODD,
+    "rope_cos_sin:constant:43c4f2ba": _NEGATIVE_MODULUS,
+    "rope_cos_sin:drop:7a321140": "an integer tensor divided by an int is float32 true division: the same values",
+    "rope_cos_sin:drop:e07c0a9f": "the same on the CPU; on a GPU the tables' frequencies stay on the CPU and the "
+                                  "product with the positions fails, which grading with --device cuda catches",
+    "rope_cos_sin:drop:7d37e761": "integer positions times float32 frequencies are promoted to float32: the same values",
+    "rope_cos_sin:constant:d9d31853": "the angles are 2-D, so dim 1 is dim -1",
+    "_rotate_half:constant:900bf372": "for an even D, x[..., -D/2:] and x[..., :-D/2] are the same two halves",
+}

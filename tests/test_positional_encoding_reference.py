@@ -78,7 +78,8 @@ def paper_table(seq_len, d_model, base):
     return pe
 
 
-@pytest.mark.parametrize("seq_len, d_model, base", [(12, 8, 10000.0), (10, 6, 100.0), (1, 2, 10000.0), (4096, 4, 10000.0)])
+@pytest.mark.parametrize("seq_len, d_model, base",
+                         [(12, 8, 10000.0), (10, 6, 100.0), (1, 2, 10000.0), (4096, 16, 10000.0)])
 def test_sinusoidal_is_the_papers(seq_len, d_model, base):
     table = sinusoidal_encoding(seq_len, d_model, base)
     assert table.dtype == torch.float32 and table.shape == (seq_len, d_model)
