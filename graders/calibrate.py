@@ -408,8 +408,8 @@ def calibrate(name: str, n_seeds: int = SEEDS, devices: list | None = None) -> K
     devices = devices or _devices()
     learner = harness.Learner(name)
     cat = learner.catalogue()
-    impls = {"reference": learner.reference, **{e.name: learner.catalogue_module(e.name) for e in cat.VARIANTS}}
-    mistakes = {e.name: learner.catalogue_module(e.name) for e in cat.MISTAKES}
+    impls = {"reference": learner.reference, **{e.name: harness.catalogue_module(name, e.name) for e in cat.VARIANTS}}
+    mistakes = {e.name: harness.catalogue_module(name, e.name) for e in cat.MISTAKES}
     cases, plain = checks(name)
     rows, caught = [], {m: set() for m in mistakes}
     threads = torch.get_num_threads()

@@ -569,6 +569,7 @@ class Learner:
         self._results = {}  # case name -> Result
         self._references = {}  # case name -> (args, like, expected)
         self._mistakes = {}  # (mistake, case name) -> (Outcome, changed)
+        self._named = None  # (the mistake the whole kata matches or None, the check that looked first)
         self._deadline = time.monotonic() + self.kata.timeout  # for all of the learner's code in this kata
 
     # -- the learner's code, in its sandbox
@@ -697,15 +698,17 @@ class Learner:
     def diagnose(self, case: "Case") -> str:
         """'Looks like a common mistake: ...' when a catalogued mistake reproduces the learner's code
         on the whole kata: it fails the checks the learner fails, with the same outputs, and passes
-        the others. A mistake that matches this check alone is not named."""
-        cat = self.catalogue()
-        if cat is None:
+        the others. Otherwise the first failing check says that none does."""
+        if self.catalogue() is None:
             return ""
-        close = [m for m in cat.MISTAKES if self._agrees(m, case)]
-        for mistake in close:
-            if all(self._agrees(mistake, c) for c in self.cases):
-                return f"Looks like a common mistake: {mistake.says}"
-        return "No catalogued common mistake matches what it does on all of this kata's checks" if close else ""
+        if self._named is None:
+            order = [case] + [c for c in self.cases if c is not case]  # most mistakes part ways at once
+            found = next((m for m in self.catalogue().MISTAKES if all(self._agrees(m, c) for c in order)), None)
+            self._named = (found, case.name)
+        found, first = self._named
+        if found is not None:
+            return f"Looks like a common mistake: {found.says}"
+        return "No catalogued common mistake matches what it does on all of this kata's checks" if case.name == first else ""
 
     def _agrees(self, mistake, case: "Case") -> bool:
         """Whether the mistake does on this check what the learner's code does."""
