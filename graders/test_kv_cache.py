@@ -44,13 +44,28 @@ class FlopCount(TorchDispatchMode):
         return out
 
 
+def projections(g, B, T, d_model, n_heads, dtype=torch.float32):
+    """x (B, T, d_model), the four projection weights stacked (4, d_model, d_model) in the order
+    q, k, v, o, and n_heads."""
+    x = g.randn(B, T, d_model, dtype=dtype)
+    w = g.randn(4, d_model, d_model, dtype=dtype, scale=1 / math.sqrt(d_model))  # q.k / sqrt(head_dim) ~ 1
+    return x, w, n_heads
+
+
 def attn_inputs(B=2, T=7, d_model=32, n_heads=4, dtype=torch.float32):
-    """x (B, T, d_model) and the four projection weights stacked (4, d_model, d_model) in the order q, k, v, o."""
-    def make(g):
-        x = g.randn(B, T, d_model, dtype=dtype)
-        w = g.randn(4, d_model, d_model, dtype=dtype, scale=1 / math.sqrt(d_model))  # q.k / sqrt(head_dim) ~ 1
-        return x, w, n_heads
-    return make
+    return lambda g: projections(g, B, T, d_model, n_heads, dtype)
+
+
+def chunk_inputs(sizes, **kw):
+    """attn_inputs over sum(sizes) tokens, and the chunk sizes."""
+    return lambda g: (*attn_inputs(T=sum(sizes), **kw)(g), sizes)
+
+
+def hidden_chunk_inputs(g):
+    """Heads, head size, batch and chunk sizes from the instructor's seed."""
+    n_heads, head_dim, B = int(g.randint(1, 7)), int(g.randint(2, 9)), int(g.randint(1, 4))
+    sizes = tuple(int(n) for n in g.randint(1, 4, int(g.randint(3, 7))))
+    return (*projections(g, B, sum(sizes), n_heads * head_dim, n_heads), sizes)
 
 
 def _layer(m, w, n_heads):
@@ -65,26 +80,27 @@ def full_forward(m, x, w, n_heads):
     return _layer(m, w, n_heads)(x)
 
 
-def chunked(sizes):
+def chunked(m, x, w, n_heads, sizes):
     """Feeds x to a fresh cache in chunks of these sizes; the outputs of all chunks, concatenated."""
-    def call(m, x, w, n_heads):
-        layer, cache = _layer(m, w, n_heads), m.KVCache()
-        outs, start = [], 0
-        for n in sizes:
-            outs.append(layer(x[:, start:start + n], cache))
-            start += n
-        return torch.cat(outs, dim=1)
-    return call
-
-
-def token_by_token(m, x, w, n_heads):
-    return chunked([1] * x.shape[1])(m, x, w, n_heads)
+    layer, cache = _layer(m, w, n_heads), m.KVCache()
+    outs, start = [], 0
+    for n in sizes:
+        outs.append(layer(x[:, start:start + n], cache))
+        start += n
+    return torch.cat(outs, dim=1)
 
 
 def kv_inputs(B=2, H=3, D=4, sizes=(3, 1, 2)):
     def make(g):
         return tuple(g.randn(B, H, n, D) for n in sizes for _ in "kv")
     return make
+
+
+def hidden_kv_inputs(g):
+    """Shapes and update sizes from the instructor's seed."""
+    B, H, D = (int(n) for n in g.randint(1, 6, 3))
+    sizes = [int(n) for n in g.randint(1, 5, int(g.randint(2, 6)))]
+    return kv_inputs(B, H, D, sizes)(g)
 
 
 def cache_updates(m, *kv):
@@ -141,19 +157,19 @@ def flops_within(actual, expected, like, tol, where):
 test_case = cases([
     Case("full_forward", full_forward, attn_inputs(T=7), uses=("attention",),
          what="the forward of 7 tokens without a cache"),
-    Case("decode_token_by_token", token_by_token, attn_inputs(T=7), uses=("attention",),
+    Case("decode_token_by_token", chunked, chunk_inputs((1,) * 7), uses=("attention",),
          what="decoding 7 tokens one at a time with a cache, against the full causal forward"),
-    Case("chunked_prefill", chunked([4, 1, 3, 2]), attn_inputs(T=10), uses=("attention",),
+    Case("chunked_prefill", chunked, chunk_inputs((4, 1, 3, 2)), uses=("attention",),
          what="feeding 10 tokens in chunks of 4, 1, 3, 2 through one cache, against the full causal forward"),
     Case("cache_update", cache_updates, kv_inputs(), what="KVCache: len(), then update() with 3, 1 and 2 new "
          "positions, returning (len, keys, values, len, ...)"),
     Case("cache_empty_len", empty_len, lambda g: (), what="len(KVCache()) of a new cache"),
     Case("decode_flops", decode_flops, attn_inputs(B=1, T=65, d_model=64, n_heads=4), tol="flops", upcast=False,
          compare=flops_within, what="the FLOPs of one decode step with 16, 32 and 64 cached positions"),
-    Case("decode_float64", chunked([3, 1, 2]), attn_inputs(T=6, d_model=16, n_heads=2, dtype=f64), uses=("attention",),
+    Case("decode_float64", chunked, chunk_inputs((3, 1, 2), d_model=16, n_heads=2, dtype=f64), uses=("attention",),
          what="decoding in chunks of 3, 1, 2 with a float64 layer and input"),
-    Case("decode_hidden", chunked([2, 1, 1, 3, 1]), attn_inputs(B=3, T=8, d_model=48, n_heads=6), uses=("attention",),
-         hidden=True, what="decoding 8 tokens in chunks of 2, 1, 1, 3, 1 (6 heads), against the full causal forward"),
-    Case("cache_hidden", cache_updates, kv_inputs(B=1, H=2, D=5, sizes=(2, 2, 1, 3)), hidden=True,
-         what="KVCache: len(), then update() with 2, 2, 1 and 3 new positions"),
+    Case("decode_hidden", chunked, hidden_chunk_inputs, uses=("attention",), hidden=True,
+         what="decoding in hidden chunks, with hidden numbers of heads and head sizes, against the full causal forward"),
+    Case("cache_hidden", cache_updates, hidden_kv_inputs, hidden=True,
+         what="KVCache: len(), then update() with hidden shapes and numbers of new positions"),
 ])

@@ -25,6 +25,9 @@ TIES = [127.0, 2.5, -2.5, 0.5, 1.5, -0.5, -1.5, 3.5, -127.0]
 AFFINE_TIES = [-51.0, 204.0, 2.5, -2.5, 0.5, 1.5, 3.5, -0.5]
 # bits 8, lo -2.5, hi 252.5: scale 1.0, zero point round(2.5) = 2 (half away from zero: 3).
 ZERO_POINT_TIE = [-2.5, 252.5, 0.0, 1.0, -1.5]
+# bits 8, lo -51.5, hi 203.5: scale 1.0, zero point round(51.5) = 52. The top value's code is
+# round(203.5) + 52 = 256 before the clamp: cast to uint8 first, it wraps to 0.
+TOP_CODE = [-51.5, 203.5, 203.0, 0.0, 100.0]
 # bits 2, lo -1, hi 2: scale 1.0, zero point 1.
 AFFINE_TIES_2BIT = [-1.0, 2.0, 0.5, -0.5, 1.5]
 
@@ -129,14 +132,53 @@ def int8_independent(m, lin, x):
     return all(torch.equal(a, b) for a, b in zip(before, q.state_dict().values()))
 
 
-def sym_case(name, inputs, dim=None, what="", hidden=False):
-    return Case(name, lambda m, x: m.quantize_symmetric(x, dim), inputs, tol="codes", upcast=False, compare=codes,
-                what=what, hidden=hidden)
+def symmetric(m, x, dim):
+    """quantize_symmetric, with dim passed only when it is not the default."""
+    return m.quantize_symmetric(x) if dim is None else m.quantize_symmetric(x, dim=dim)
 
 
-def affine_case(name, inputs, dim=None, bits=8, what="", hidden=False):
-    return Case(name, lambda m, x: m.quantize_affine(x, dim, bits), inputs, tol="codes", upcast=False, compare=codes,
-                what=what, hidden=hidden)
+def affine(m, x, dim, bits):
+    """quantize_affine, with dim and bits passed only when they are not the defaults."""
+    kw = {} if dim is None else {"dim": dim}
+    if bits != 8:
+        kw["bits"] = bits
+    return m.quantize_affine(x, **kw)
+
+
+def sym_case(name, inputs, dim=None, what=""):
+    return Case(name, symmetric, lambda g: (*inputs(g), dim), tol="codes", upcast=False, compare=codes, what=what)
+
+
+def affine_case(name, inputs, dim=None, bits=8, what=""):
+    return Case(name, affine, lambda g: (*inputs(g), dim, bits), tol="codes", upcast=False, compare=codes, what=what)
+
+
+def int8_detached(m, lin, x):
+    """from_float's module holds no autograd history of the float layer: no buffer requires grad,
+    and a backward pass through it does not reach the float layer's weight."""
+    q = m.Int8Linear.from_float(lin)
+    history = sorted(name for name, t in q.named_buffers() if t.requires_grad)
+    y = q(x)
+    if y.requires_grad:
+        y.sum().backward()
+    return {"buffers that require grad": history,
+            "a backward pass reaches the float layer's weight": lin.weight.grad is not None}
+
+
+def symmetric_hidden(g):
+    """x (6, 40) in float64 with an all-zero row and column, and a dim drawn from the seed."""
+    return with_zero_slices(g, f64), [None, 0, 1, -1, -2][int(g.randint(0, 5))]
+
+
+def affine_hidden(g):
+    """x (4, 9, 7), and a dim and bits drawn from the seed."""
+    x = g.randn(4, 9, 7, scale=3.0, shift=1.0)
+    return x, [None, 0, 1, 2, -1, -2, -3][int(g.randint(0, 7))], int(g.randint(2, 9))
+
+
+def linear_hidden(g):
+    """A Linear whose shape is drawn from the seed, and an input."""
+    return linear(int(g.randint(16, 97)), int(g.randint(4, 33)))(g)
 
 
 test_case = cases([
@@ -146,13 +188,15 @@ test_case = cases([
     sym_case("symmetric_ties_per_channel", tensor([TIES, [v / 2 for v in TIES]]), dim=0,
              what="quantize_symmetric(x, dim=0) of two rows of ties, scales 1.0 and 0.5"),
     sym_case("symmetric_per_tensor", lambda g: (g.randn(16, 48, scale=3.0),),
-             what="quantize_symmetric(x (16, 48), dim=None)"),
+             what="quantize_symmetric(x (16, 48)), dim left at its default"),
     sym_case("symmetric_dim0", lambda g: (g.randn(16, 48, scale=3.0),), dim=0,
              what="quantize_symmetric(x (16, 48), dim=0): one scale per row, shape (16, 1)"),
     sym_case("symmetric_dim1", lambda g: (g.randn(16, 48),), dim=1,
              what="quantize_symmetric(x (16, 48), dim=1): one scale per column, shape (1, 48)"),
     sym_case("symmetric_3d_dim_negative", lambda g: (g.randn(3, 10, 12, scale=0.1),), dim=-2,
              what="quantize_symmetric(x (3, 10, 12), dim=-2): scale (1, 10, 1)"),
+    sym_case("symmetric_1d_dim0", tensor([0.3, -2.0, 0.0, 5.0, -0.01, 1.0]), dim=0,
+             what="quantize_symmetric(x (6,), dim=0): each element is its own slice, so its own scale"),
     sym_case("symmetric_all_zero", lambda g: (torch.zeros(4, 6),),
              what="quantize_symmetric(zeros (4, 6)): scale 1.0 and codes 0, never NaN"),
     sym_case("symmetric_zero_slices", lambda g: (with_zero_slices(g),), dim=0,
@@ -173,12 +217,17 @@ test_case = cases([
                 what=f"quantize_affine({ZERO_POINT_TIE}) (scale 1.0, zero point round(2.5))"),
     affine_case("affine_ties_2bit", tensor(AFFINE_TIES_2BIT), bits=2,
                 what=f"quantize_affine({AFFINE_TIES_2BIT}, bits=2) (scale 1.0, zero point 1)"),
+    affine_case("affine_top_code", tensor(TOP_CODE),
+                what=f"quantize_affine({TOP_CODE}) (scale 1.0, zero point 52: round(203.5) + 52 is 256, "
+                     "which the clamp must bring to 255)"),
     affine_case("affine_per_tensor", lambda g: (g.randn(16, 48, scale=2.0, shift=0.5),),
-                what="quantize_affine(x (16, 48), dim=None, bits=8)"),
+                what="quantize_affine(x (16, 48)), dim and bits left at their defaults"),
     affine_case("affine_dim0", lambda g: (g.randn(16, 48, scale=2.0, shift=-0.5),), dim=0,
-                what="quantize_affine(x (16, 48), dim=0, bits=8): scale and zero point (16, 1)"),
+                what="quantize_affine(x (16, 48), dim=0): scale and zero point (16, 1)"),
     affine_case("affine_dim1_4bit", lambda g: (g.randn(16, 48),), dim=1, bits=4,
                 what="quantize_affine(x (16, 48), dim=1, bits=4): codes 0..15, scale and zero point (1, 48)"),
+    affine_case("affine_3d_dim_negative", lambda g: (g.randn(3, 5, 8, shift=0.5),), dim=-1, bits=3,
+                what="quantize_affine(x (3, 5, 8), dim=-1, bits=3): scale and zero point (1, 1, 8)"),
     affine_case("affine_positive", lambda g: (g.rand(8, 24) + 1.0,), dim=0,
                 what="quantize_affine(x in [1, 2), dim=0): the range is widened to hold 0"),
     affine_case("affine_negative", lambda g: (-g.rand(8, 24) - 1.0,),
@@ -187,15 +236,15 @@ test_case = cases([
                 what="quantize_affine(x (6, 40) with an all-zero row, dim=0)"),
     Case("affine_roundtrip_error", affine_roundtrip_ok, lambda g: (g.randn(12, 40, shift=0.3), 1, 6), upcast=False,
          what="|dequantize_affine(quantize_affine(x, dim=1, bits=6)) - x| <= scale / 2 for every entry"),
-    Case("affine_roundtrip_values", lambda m, x: m.dequantize_affine(*m.quantize_affine(x, 0)),
+    Case("affine_roundtrip_values", lambda m, x: m.dequantize_affine(*m.quantize_affine(x, dim=0)),
          lambda g: (g.randn(10, 30, scale=2.0),), upcast=False,
          what="dequantize_affine(*quantize_affine(x (10, 30), dim=0))"),
     Case("dequantize_affine", "dequantize_affine",
          lambda g: (g.randint(0, 256, 8, 16).to(torch.uint8), g.rand(8, 1) + 0.01, g.randint(0, 256, 8, 1)),
          upcast=False),
-    Case("affine_bits_9", lambda m, x: m.quantize_affine(x, None, 9), lambda g: (g.randn(4, 4),), upcast=False,
+    Case("affine_bits_9", lambda m, x: m.quantize_affine(x, bits=9), lambda g: (g.randn(4, 4),), upcast=False,
          what="quantize_affine(x, bits=9)"),
-    Case("affine_bits_1", lambda m, x: m.quantize_affine(x, None, 1), lambda g: (g.randn(4, 4),), upcast=False,
+    Case("affine_bits_1", lambda m, x: m.quantize_affine(x, bits=1), lambda g: (g.randn(4, 4),), upcast=False,
          what="quantize_affine(x, bits=1)"),
     # Int8Linear
     Case("int8_linear_buffers", int8_buffers, linear(64, 24), upcast=False, compare=codes, tol="codes",
@@ -212,11 +261,14 @@ test_case = cases([
          what="Int8Linear.from_float(Linear(96, 32))(x) is within 2% of the float layer's output"),
     Case("int8_linear_independent", int8_independent, linear(16, 8), upcast=False,
          what="Int8Linear.from_float(linear) is unchanged when linear's weight and bias change afterwards"),
-    # hidden: the same checks on the instructor's inputs
-    sym_case("symmetric_hidden", lambda g: (with_zero_slices(g, f64),), dim=1, hidden=True,
-             what="quantize_symmetric(float64 x (6, 40) with an all-zero row and column, dim=1)"),
-    affine_case("affine_hidden", lambda g: (g.randn(4, 9, 7, scale=3.0, shift=1.0),), dim=-1, bits=5, hidden=True,
-                what="quantize_affine(x (4, 9, 7), dim=-1, bits=5)"),
-    Case("int8_linear_hidden", int8_forward, linear(80, 20), upcast=False, hidden=True,
-         what="Int8Linear.from_float(Linear(80, 20))(x (5, 80))"),
+    Case("int8_linear_detached", int8_detached, linear(16, 8), upcast=False,
+         what="Int8Linear.from_float(linear) of a linear whose parameters require grad, and a backward pass "
+              "through it"),
+    # hidden: the instructor's inputs, dims, bits and shapes
+    Case("symmetric_hidden", symmetric, symmetric_hidden, tol="codes", upcast=False, compare=codes, hidden=True,
+         what="quantize_symmetric(float64 x (6, 40) with an all-zero row and column, hidden dim)"),
+    Case("affine_hidden", affine, affine_hidden, tol="codes", upcast=False, compare=codes, hidden=True,
+         what="quantize_affine(x (4, 9, 7), hidden dim and bits)"),
+    Case("int8_linear_hidden", int8_forward, linear_hidden, upcast=False, hidden=True,
+         what="Int8Linear.from_float(a hidden Linear)(x)"),
 ])

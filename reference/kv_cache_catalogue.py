@@ -128,6 +128,16 @@ class _CacheQueries(CachedCausalSelfAttention):
         return self.o_proj(_merge(y[:, :, -x.shape[1]:]))
 
 
+class _TruthyCache(CachedCausalSelfAttention):
+    # `if cache:` asks len(cache): a new cache is empty, hence falsy, and is never updated.
+    def forward(self, x, cache=None):
+        q, k, v = (_split(p(x), self.n_heads) for p in (self.q_proj, self.k_proj, self.v_proj))
+        if cache:
+            k, v = cache.update(k, v)
+        y = scaled_dot_product_attention(q, k, v, _bottom_right(q.shape[-2], k.shape[-2], x.device))
+        return self.o_proj(_merge(y))
+
+
 class _ReshapeSplit(CachedCausalSelfAttention):
     def forward(self, x, cache=None):
         B, T, C = x.shape
@@ -278,6 +288,12 @@ MISTAKES = [
         "recompute_everything",
         "every step runs the projections and attention over the whole sequence again instead of reusing the cached keys and values",
         CachedCausalSelfAttention=_RecomputeEverything,
+    ),
+    mistake(
+        "truthy_cache_test",
+        "forward tests `if cache:` instead of `if cache is not None:`; a new KVCache has length 0, so it "
+        "is falsy and never updated, and every chunk attends only to itself",
+        CachedCausalSelfAttention=_TruthyCache,
     ),
     mistake(
         "reshape_split_heads",

@@ -1,8 +1,8 @@
 """Catalogue for the lora kata: common mistakes and correct variants.
 
 Each mistake replaces LoRALinear or apply_lora. A replaced LoRALinear subclasses the
-reference and changes one method; a replaced apply_lora still wraps with the reference's
-LoRALinear.
+reference and changes one method, and comes with an apply_lora that wraps with it, as a learner's
+own apply_lora would; a replaced apply_lora wraps with the reference's LoRALinear.
 """
 
 import copy
@@ -21,7 +21,7 @@ from reference.lora import LoRALinear
 
 def _init(self, base, r, alpha, dropout, *, a_init="kaiming", b_init="zeros", a_shape=None,
           b_shape=None, like=None, freeze_weight=True, freeze_bias=True, check_r=True,
-          scaling=None, as_parameter=True):
+          scaling=lambda alpha, r: alpha / r, as_parameter=True):
     """The reference __init__ with one knob turned: each mistake below turns one."""
     nn.Module.__init__(self)
     if check_r and r < 1:
@@ -33,7 +33,7 @@ def _init(self, base, r, alpha, dropout, *, a_init="kaiming", b_init="zeros", a_
         base.bias.requires_grad_(False)
     self.r = r
     self.alpha = alpha
-    self.scaling = alpha / r if scaling is None else scaling
+    self.scaling = scaling(alpha, r)
     if like is None:
         like = dict(dtype=base.weight.dtype, device=base.weight.device)
     A = torch.empty(a_shape or (r, base.in_features), **like)
@@ -58,7 +58,17 @@ def _init(self, base, r, alpha, dropout, *, a_init="kaiming", b_init="zeros", a_
 
 class _ScalingInverted(LoRALinear):
     def __init__(self, base, r, alpha, dropout=0.0):
-        _init(self, base, r, alpha, dropout, scaling=r / alpha)
+        _init(self, base, r, alpha, dropout, scaling=lambda alpha, r: r / alpha)
+
+
+class _ScalingFloorDivision(LoRALinear):
+    def __init__(self, base, r, alpha, dropout=0.0):
+        _init(self, base, r, alpha, dropout, scaling=lambda alpha, r: alpha // r)
+
+
+class _ScalingSqrtR(LoRALinear):
+    def __init__(self, base, r, alpha, dropout=0.0):
+        _init(self, base, r, alpha, dropout, scaling=lambda alpha, r: alpha / math.sqrt(r))
 
 
 class _AZeroBRandom(LoRALinear):
@@ -129,6 +139,11 @@ class _DeltaNotTransposed(LoRALinear):
         return self.base(x) + (self.dropout(x) @ (self.lora_B @ self.lora_A)) * self.scaling
 
 
+class _ForwardFormsDelta(LoRALinear):
+    def forward(self, x):
+        return self.base(x) + self.dropout(x) @ (self.scaling * self.lora_B @ self.lora_A).T
+
+
 class _DropoutOnOutput(LoRALinear):
     def forward(self, x):
         return self.dropout(self.base(x) + (x @ self.lora_A.T @ self.lora_B.T) * self.scaling)
@@ -190,6 +205,17 @@ class _MergeSharesBias(LoRALinear):
         return merged
 
 
+class _MergeDefaultDtype(LoRALinear):
+    def merge(self):
+        base = self.base
+        merged = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None)
+        with torch.no_grad():
+            merged.weight.copy_(base.weight + self.scaling * (self.lora_B @ self.lora_A))
+            if base.bias is not None:
+                merged.bias.copy_(base.bias)
+        return merged
+
+
 class _MergeAlwaysBias(LoRALinear):
     def merge(self):
         base = self.base
@@ -205,7 +231,8 @@ class _MergeAlwaysBias(LoRALinear):
 # --- apply_lora mistakes ------------------------------------------------------------------
 
 
-def _apply(model, target_modules, r, alpha, dropout, *, matches, freeze="before", check=True):
+def _apply(model, target_modules, r, alpha, dropout, *, matches, freeze="before", check=True, pass_dropout=True,
+           wrap=LoRALinear):
     """The reference apply_lora with one knob turned: each mistake below turns one."""
     targets = set(target_modules)
     hits = [(name, t) for name, m in model.named_modules() for t in targets if matches(name, m, t)]
@@ -217,7 +244,8 @@ def _apply(model, target_modules, r, alpha, dropout, *, matches, freeze="before"
     for name in dict.fromkeys(name for name, _ in hits):
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name)
-        setattr(parent, attr, LoRALinear(getattr(parent, attr), r, alpha, dropout))
+        extra = (dropout,) if pass_dropout else ()
+        setattr(parent, attr, wrap(getattr(parent, attr), r, alpha, *extra))
     if freeze == "after":
         for p in model.parameters():
             p.requires_grad_(False)
@@ -226,6 +254,14 @@ def _apply(model, target_modules, r, alpha, dropout, *, matches, freeze="before"
 
 def _exact(name, m, t):
     return type(m) is nn.Linear and name.rpartition(".")[2] == t
+
+
+def _own(cls) -> dict:
+    """A LoRALinear and the reference's apply_lora wrapping with it: a learner's apply_lora uses
+    the learner's own LoRALinear."""
+    def apply_lora(model, target_modules, r, alpha, dropout=0.0):
+        return _apply(model, target_modules, r, alpha, dropout, matches=_exact, wrap=cls)
+    return dict(LoRALinear=cls, apply_lora=apply_lora)
 
 
 def _apply_substring(model, target_modules, r, alpha, dropout=0.0):
@@ -255,71 +291,89 @@ def _apply_silent_missing(model, target_modules, r, alpha, dropout=0.0):
     return _apply(model, target_modules, r, alpha, dropout, matches=_exact, check=False)
 
 
+def _apply_drops_dropout(model, target_modules, r, alpha, dropout=0.0):
+    return _apply(model, target_modules, r, alpha, dropout, matches=_exact, pass_dropout=False)
+
+
 MISTAKES = [
     mistake("scaling_inverted", "the scaling is r / alpha instead of alpha / r",
-            LoRALinear=_ScalingInverted),
+            **_own(_ScalingInverted)),
+    mistake("scaling_floor_division",
+            "the scaling is alpha // r, a floor division, instead of alpha / r: it is wrong whenever r "
+            "does not divide alpha", **_own(_ScalingFloorDivision)),
+    mistake("scaling_sqrt_r",
+            "the scaling is alpha / sqrt(r), rsLoRA's, instead of LoRA's alpha / r", **_own(_ScalingSqrtR)),
     mistake("no_scaling", "forward adds the LoRA branch without multiplying it by scaling = alpha / r",
-            LoRALinear=_NoScaling),
+            **_own(_NoScaling)),
     mistake("a_zero_b_random",
             "lora_A starts at zero and lora_B random: the roles are swapped (B is the zero one, "
             "so the layer starts as the base while A still gets gradients)",
-            LoRALinear=_AZeroBRandom),
+            **_own(_AZeroBRandom)),
     mistake("a_gaussian",
             "lora_A is drawn from a standard normal instead of kaiming_uniform_(a=sqrt(5)), so its "
             "entries are far larger than 1/sqrt(in_features)",
-            LoRALinear=_AGaussian),
+            **_own(_AGaussian)),
     mistake("kaiming_default_a",
             "kaiming_uniform_ is called without a=sqrt(5), so lora_A is drawn from +-sqrt(6/in_features) "
             "instead of +-1/sqrt(in_features)",
-            LoRALinear=_KaimingDefaultA),
+            **_own(_KaimingDefaultA)),
     mistake("factors_transposed",
             "lora_A is stored as (in_features, r) and lora_B as (r, out_features) instead of "
             "(r, in_features) and (out_features, r)",
-            LoRALinear=_FactorsTransposed),
+            **_own(_FactorsTransposed)),
     mistake("ignores_base_dtype",
             "lora_A and lora_B are created in the default dtype instead of the base layer's dtype and device",
-            LoRALinear=_IgnoresBaseDtype),
+            **_own(_IgnoresBaseDtype)),
     mistake("plain_tensors",
             "lora_A and lora_B are plain tensors, not nn.Parameters, so the module does not register "
             "them and no optimizer sees them",
-            LoRALinear=_PlainTensors),
+            **_own(_PlainTensors)),
     mistake("base_not_frozen", "the base layer is not frozen: its weight and bias still require grad",
-            LoRALinear=_BaseNotFrozen),
+            **_own(_BaseNotFrozen)),
     mistake("bias_not_frozen", "only base.weight is frozen; base.bias still requires grad",
-            LoRALinear=_BiasNotFrozen),
-    mistake("no_rank_check", "r < 1 does not raise ValueError", LoRALinear=_NoRankCheck),
+            **_own(_BiasNotFrozen)),
+    mistake("no_rank_check", "r < 1 does not raise ValueError", **_own(_NoRankCheck)),
     mistake("delta_not_transposed",
             "forward multiplies x by lora_B @ lora_A instead of its transpose, which only fits "
             "when in_features == out_features",
-            LoRALinear=_DeltaNotTransposed),
+            **_own(_DeltaNotTransposed)),
+    mistake("forward_forms_delta",
+            "forward forms the (out, in) matrix scaling * lora_B @ lora_A and multiplies x by it, instead of "
+            "going through the rank-r bottleneck (x @ lora_A.T, then @ lora_B.T), which is what makes LoRA "
+            "cheap when r is small",
+            **_own(_ForwardFormsDelta)),
     mistake("dropout_on_output",
             "dropout is applied to the whole output, so the frozen base path is dropped too",
-            LoRALinear=_DropoutOnOutput),
+            **_own(_DropoutOnOutput)),
     mistake("dropout_before_base",
             "x goes through dropout before both paths, so the base layer sees dropped inputs",
-            LoRALinear=_DropoutBeforeBase),
+            **_own(_DropoutBeforeBase)),
     mistake("dropout_after_lora",
             "dropout is applied to the LoRA branch's output instead of its input x",
-            LoRALinear=_DropoutAfterLora),
-    mistake("no_dropout", "forward never applies self.dropout", LoRALinear=_NoDropout),
+            **_own(_DropoutAfterLora)),
+    mistake("no_dropout", "forward never applies self.dropout", **_own(_NoDropout)),
     mistake("dropout_in_eval",
             "F.dropout is called without training=self.training, so it keeps dropping inputs in eval mode",
-            LoRALinear=_DropoutInEval),
+            **_own(_DropoutInEval)),
     mistake("forward_drops_bias", "forward computes x @ base.weight.T and forgets base.bias",
-            LoRALinear=_ForwardDropsBias),
+            **_own(_ForwardDropsBias)),
     mistake("merge_in_place",
             "merge adds the update into self.base.weight in place and returns self.base, so the "
             "LoRA module changes (and now counts its update twice)",
-            LoRALinear=_MergeInPlace),
+            **_own(_MergeInPlace)),
     mistake("merge_no_scaling", "merge adds lora_B @ lora_A without multiplying it by scaling",
-            LoRALinear=_MergeNoScaling),
+            **_own(_MergeNoScaling)),
     mistake("merge_shares_bias",
             "the merged Linear reuses the base's bias Parameter instead of a copy, so the two layers "
             "are not independent",
-            LoRALinear=_MergeSharesBias),
+            **_own(_MergeSharesBias)),
+    mistake("merge_default_dtype",
+            "merge builds its nn.Linear in the default dtype and device instead of base.weight's, so a "
+            "float64 (or CUDA) layer merges into a float32 CPU one",
+            **_own(_MergeDefaultDtype)),
     mistake("merge_always_bias",
             "merge builds nn.Linear(in, out) with a bias even when the base has none, leaving a random bias",
-            LoRALinear=_MergeAlwaysBias),
+            **_own(_MergeAlwaysBias)),
     mistake("apply_substring_match",
             "apply_lora wraps a Linear when a target is a substring of its name (so 'proj' also wraps "
             "'c_proj') instead of comparing the attribute name exactly",
@@ -340,6 +394,9 @@ MISTAKES = [
     mistake("apply_silent_missing",
             "a target name that matches no nn.Linear is silently ignored instead of raising ValueError",
             apply_lora=_apply_silent_missing),
+    mistake("apply_drops_dropout",
+            "apply_lora does not pass dropout on to LoRALinear, so the wrapped layers never drop anything",
+            apply_lora=_apply_drops_dropout),
 ]
 
 
@@ -368,19 +425,13 @@ class _EinsumAddmm(LoRALinear):
         return merged
 
 
-class _DeltaWeightStateDict(LoRALinear):
-    def _delta(self) -> Tensor:
-        return self.scaling * (self.lora_B @ self.lora_A)  # (out, in)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.base(x) + F.linear(self.dropout(x), self._delta())
-
+class _StateDictMerge(LoRALinear):
     def merge(self) -> nn.Linear:
         base = self.base
         merged = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None,
                            device=base.weight.device, dtype=base.weight.dtype)
         state = {k: v.detach().clone() for k, v in base.state_dict().items()}
-        state["weight"] = state["weight"] + self._delta().detach()
+        state["weight"] = state["weight"] + self.scaling * (self.lora_B @ self.lora_A).detach()
         merged.load_state_dict(state)
         return merged
 
@@ -415,15 +466,13 @@ def _apply_recursive(model, target_modules, r, alpha, dropout=0.0):
 
 
 VARIANTS = [
-    variant("f_linear", "computes both paths with torch.nn.functional.linear", LoRALinear=_FLinear),
+    variant("f_linear", "computes both paths with torch.nn.functional.linear", **_own(_FLinear)),
     variant("einsum_addmm",
             "computes the LoRA branch with torch.einsum and the merged weight with torch.addmm",
-            LoRALinear=_EinsumAddmm),
-    variant("delta_weight_state_dict",
-            "forms the (out, in) update scaling * B @ A, applies it with F.linear, and merges by "
-            "loading a state dict into a fresh nn.Linear",
-            LoRALinear=_DeltaWeightStateDict),
-    variant("deepcopy_merge", "merges into a deep copy of the base layer", LoRALinear=_DeepcopyMerge),
+            **_own(_EinsumAddmm)),
+    variant("state_dict_merge", "merges by loading a state dict into a fresh nn.Linear",
+            **_own(_StateDictMerge)),
+    variant("deepcopy_merge", "merges into a deep copy of the base layer", **_own(_DeepcopyMerge)),
     variant("apply_recursive",
             "walks named_children recursively and freezes with model.requires_grad_(False)",
             apply_lora=_apply_recursive),

@@ -49,7 +49,8 @@ def _reduces_over_dim(x: Tensor, dim: int | None = None) -> tuple[Tensor, Tensor
 # --- mistakes: quantize_affine / dequantize_affine -------------------------------------------
 
 def _affine_with(rounding=torch.round, zero_point_sign=-1, round_after_shift=False, include_zero=True,
-                 guard=True, dtype=torch.uint8, qmax_of=lambda bits: 2**bits - 1, check_bits=True):
+                 guard=True, dtype=torch.uint8, qmax_of=lambda bits: 2**bits - 1, check_bits=True,
+                 cast_first=False):
     """quantize_affine with one ingredient swapped."""
 
     def quantize(x: Tensor, dim: int | None = None, bits: int = 8) -> tuple[Tensor, Tensor, Tensor]:
@@ -64,10 +65,10 @@ def _affine_with(rounding=torch.round, zero_point_sign=-1, round_after_shift=Fal
         if guard:
             scale = torch.where(scale == 0, torch.ones_like(scale), scale)
         zero_point = rounding(qmin + zero_point_sign * lo / scale).clamp(qmin, qmax).to(torch.int64)
-        if round_after_shift:
-            q = rounding(x / scale + zero_point).clamp(qmin, qmax)
-        else:
-            q = (rounding(x / scale) + zero_point).clamp(qmin, qmax)
+        q = rounding(x / scale + zero_point) if round_after_shift else rounding(x / scale) + zero_point
+        if cast_first:
+            return q.to(dtype).clamp(qmin, qmax), scale, zero_point
+        q = q.clamp(qmin, qmax)
         return (q if dtype is None else q.to(dtype)), scale, zero_point
 
     return quantize
@@ -78,6 +79,28 @@ def _dequantize_affine_no_zero_point(q: Tensor, scale: Tensor, zero_point: Tenso
 
 
 # --- mistakes: Int8Linear ----------------------------------------------------------------------
+
+def _int8_linear_with(quantize=quantize_symmetric, dim=0, detach=True):
+    """Int8Linear whose from_float has one ingredient swapped; quantize is the learner's own
+    quantize_symmetric, which a learner's from_float calls."""
+
+    class Int8LinearWith(Int8Linear):
+        @classmethod
+        def from_float(cls, linear):
+            weight, bias = linear.weight, linear.bias
+            if detach:
+                weight, bias = weight.detach(), None if bias is None else bias.detach()
+            weight_q, weight_scale = quantize(weight, dim)
+            return cls(weight_q, weight_scale, None if bias is None else bias.float().clone())
+
+    return Int8LinearWith
+
+
+def _own(quantize) -> dict:
+    """A quantize_symmetric and the Int8Linear that uses it, as a learner's from_float uses the
+    learner's own quantize_symmetric."""
+    return dict(quantize_symmetric=quantize, Int8Linear=_int8_linear_with(quantize))
+
 
 class _Int8LinearFloatWeight(Int8Linear):
     # Quantizes, but also keeps the float weight and computes with it: nothing is saved.
@@ -92,58 +115,42 @@ class _Int8LinearFloatWeight(Int8Linear):
         return y if self.bias is None else y + self.bias
 
 
-class _Int8LinearPerTensor(Int8Linear):
-    @classmethod
-    def from_float(cls, linear):
-        weight_q, weight_scale = quantize_symmetric(linear.weight.detach())
-        bias = None if linear.bias is None else linear.bias.detach().float().clone()
-        return cls(weight_q, weight_scale, bias)
-
-
-class _Int8LinearPerInputChannel(Int8Linear):
-    @classmethod
-    def from_float(cls, linear):
-        weight_q, weight_scale = quantize_symmetric(linear.weight.detach(), dim=1)
-        bias = None if linear.bias is None else linear.bias.detach().float().clone()
-        return cls(weight_q, weight_scale, bias)
-
-
 MISTAKES = [
     mistake("floor", "the codes are rounded down with torch.floor instead of to the nearest integer with "
             "torch.round",
-            quantize_symmetric=_symmetric_with(rounding=torch.floor)),
+            **_own(_symmetric_with(rounding=torch.floor))),
     mistake("truncation", "x / scale is cast to int8 without rounding, which truncates toward zero",
-            quantize_symmetric=_symmetric_with(rounding=lambda y: y, dtype=torch.int8)),
+            **_own(_symmetric_with(rounding=lambda y: y, dtype=torch.int8))),
     mistake("half_away_from_zero",
             "ties are rounded half away from zero (2.5 -> 3, -2.5 -> -3) instead of half to even "
             "with torch.round (2.5 -> 2, -2.5 -> -2)",
-            quantize_symmetric=_symmetric_with(rounding=_half_away_from_zero)),
+            **_own(_symmetric_with(rounding=_half_away_from_zero))),
     mistake("half_up", "the codes are rounded with floor(y + 0.5), which sends every tie up (2.5 -> 3, "
             "-2.5 -> -2) instead of to the even neighbour as torch.round does",
-            quantize_symmetric=_symmetric_with(rounding=_half_up)),
+            **_own(_symmetric_with(rounding=_half_up))),
     mistake("absmax_over_128", "the scale is absmax / 128 instead of absmax / 127, so the largest value "
             "saturates and every code is slightly off",
-            quantize_symmetric=_symmetric_with(divisor=128)),
+            **_own(_symmetric_with(divisor=128))),
     mistake("per_tensor_scale", "dim is ignored: one scale for the whole tensor where one per slice "
             "along dim is asked",
-            quantize_symmetric=_per_tensor),
+            **_own(_per_tensor)),
     mistake("reduces_over_dim", "the absmax is taken along dim instead of over all the other dims, so "
             "there is one scale per index of the wrong axis",
-            quantize_symmetric=_reduces_over_dim),
+            **_own(_reduces_over_dim)),
     mistake("no_zero_guard", "an all-zero slice gives scale 0 and 0 / 0 = NaN instead of scale 1.0 and "
             "code 0",
-            quantize_symmetric=_symmetric_with(guard=False),
+            **_own(_symmetric_with(guard=False)),
             quantize_affine=_affine_with(guard=False)),
     mistake("codes_int32", "the codes are returned as int32 instead of int8 (symmetric) and uint8 (affine)",
-            quantize_symmetric=_symmetric_with(dtype=torch.int32),
+            **_own(_symmetric_with(dtype=torch.int32)),
             quantize_affine=_affine_with(dtype=torch.int32)),
     mistake("codes_float", "the codes are returned as rounded floats instead of int8 (symmetric) and "
             "uint8 (affine) integers",
-            quantize_symmetric=_symmetric_with(dtype=None),
+            **_own(_symmetric_with(dtype=None)),
             quantize_affine=_affine_with(dtype=None)),
     mistake("input_dtype_arithmetic", "the arithmetic is done in x's dtype instead of float32, so a "
             "float64 input gives a float64 scale",
-            quantize_symmetric=_symmetric_with(cast=False)),
+            **_own(_symmetric_with(cast=False))),
     mistake("affine_half_away_from_zero",
             "quantize_affine rounds ties half away from zero (2.5 -> 3) instead of half to even with "
             "torch.round (2.5 -> 2), in the codes and in the zero point",
@@ -159,6 +166,10 @@ MISTAKES = [
             quantize_affine=_affine_with(include_zero=False)),
     mistake("qmax_off_by_one", "qmax is 2**bits instead of 2**bits - 1, so the top code overflows uint8",
             quantize_affine=_affine_with(qmax_of=lambda bits: 2**bits)),
+    mistake("cast_before_clamp",
+            "the codes are cast to uint8 before the clamp, so a code just above qmax (256 for 8 bits) wraps "
+            "around to 0 instead of clamping to qmax",
+            quantize_affine=_affine_with(cast_first=True)),
     mistake("no_bits_check", "bits outside 2..8 are accepted instead of raising ValueError",
             quantize_affine=_affine_with(check_bits=False)),
     mistake("dequantize_without_zero_point", "dequantize_affine forgets the zero point: q * scale instead "
@@ -169,10 +180,15 @@ MISTAKES = [
             Int8Linear=_Int8LinearFloatWeight),
     mistake("linear_per_tensor_scale", "Int8Linear uses one scale for the whole weight instead of one per "
             "output channel, (out, 1)",
-            Int8Linear=_Int8LinearPerTensor),
+            Int8Linear=_int8_linear_with(dim=None)),
     mistake("linear_per_input_channel", "Int8Linear's scales are per input channel (dim=1, shape (1, in)) "
             "instead of per output channel (dim=0, shape (out, 1))",
-            Int8Linear=_Int8LinearPerInputChannel),
+            Int8Linear=_int8_linear_with(dim=1)),
+    mistake("from_float_no_detach",
+            "from_float quantizes linear.weight and copies linear.bias without .detach(), so weight_scale and "
+            "bias keep the float layer's autograd history: a backward pass reaches the float layer, and "
+            "copy.deepcopy of the module fails",
+            Int8Linear=_int8_linear_with(detach=False)),
 ]
 
 
@@ -261,12 +277,12 @@ class _Int8LinearFLinear(Int8Linear):
 VARIANTS = [
     variant("reciprocal", "multiplies by 1 / scale instead of dividing by scale (the codes may differ by "
             "one on about one element in a million)",
-            quantize_symmetric=_reciprocal_symmetric, quantize_affine=_reciprocal_affine),
+            **_own(_reciprocal_symmetric), quantize_affine=_reciprocal_affine),
     variant("aminmax", "takes each slice's min and max with torch.aminmax on the tensor reshaped to "
             "(slices, -1), and the absmax as max(-min, max)",
-            quantize_symmetric=_aminmax_symmetric, quantize_affine=_aminmax_affine),
+            **_own(_aminmax_symmetric), quantize_affine=_aminmax_affine),
     variant("explicit_round_half_even", "rounds half to even by hand from floor and the fractional part",
-            quantize_symmetric=_symmetric_with(rounding=_round_half_even),
+            **_own(_symmetric_with(rounding=_round_half_even)),
             quantize_affine=_affine_with(rounding=_round_half_even)),
     variant("scale_outputs", "Int8Linear multiplies the integer-weight matmul's outputs by the "
             "per-channel scales instead of dequantising the weight",
