@@ -15,6 +15,24 @@ def attention_inputs(*lead, L=5, S=7, E=8, Ev=6, dtype=torch.float32, mask=None,
     return make
 
 
+def with_very_negative_scores(g):
+    """q and k point opposite ways, so that every score is about -1e30: blocked scores filled with
+    any finite number above that would outweigh all the allowed ones."""
+    q = (g.rand(2, 4, 8) + 0.5) * 1e15
+    k = -(g.rand(2, 6, 8) + 0.5) * 1e15
+    return q, k, g.randn(2, 6, 5), g.mask(2, 4, 6)
+
+
+def hidden_softmax(g):
+    shape = tuple(int(n) for n in g.randint(2, 9, 3))
+    return g.randn(*shape, scale=10.0), int(g.randint(-3, 3))  # any dim, negative ones included
+
+
+def hidden_attention(g):
+    L, S, E, Ev = (int(n) for n in g.randint(1, 13, 4))
+    return attention_inputs(2, 2, L=L, S=S, E=E, Ev=Ev, mask=(2, 1))(g)
+
+
 def with_neg_inf(g):
     x = g.randn(4, 9)
     x[:, 2] = float("-inf")
@@ -39,6 +57,8 @@ test_case = cases([
     Case("attention_large_scores", "scaled_dot_product_attention", attention_inputs(L=4, S=5, E=32, Ev=8, scale=10.0),
          what="attention whose scores reach the hundreds"),
     Case("attention_float64", "scaled_dot_product_attention", attention_inputs(2, L=3, S=5, E=6, Ev=7, dtype=f64, mask=(2,))),
-    Case("softmax_hidden", "softmax", lambda g: (g.randn(3, 11, scale=10.0),), hidden=True),
-    Case("attention_hidden", "scaled_dot_product_attention", attention_inputs(2, 2, L=5, S=8, E=12, Ev=6, mask=(2, 1)), hidden=True),
+    Case("attention_mask_very_negative_scores", "scaled_dot_product_attention", with_very_negative_scores,
+         what="attention with a mask, every allowed score about -1e30 (blocked keys must still get no weight)"),
+    Case("softmax_hidden", "softmax", hidden_softmax, hidden=True),
+    Case("attention_hidden", "scaled_dot_product_attention", hidden_attention, hidden=True),
 ])

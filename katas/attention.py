@@ -38,7 +38,8 @@ Masking
 `mask` is a bool tensor broadcastable to (..., L, S); True means "query i may attend to key j".
 A disallowed score must not take part in the softmax at all: set it to -inf BEFORE the softmax,
 so the remaining weights of the row still sum to 1. (Zeroing weights after the softmax leaves
-rows that no longer sum to 1; filling scores with 0 still gives them weight exp(0).)
+rows that no longer sum to 1; filling scores with 0 still gives them weight exp(0), and so does
+any finite fill such as -1e9 in a row whose allowed scores are lower still.)
 Every row of a mask in this kata has at least one True.
 
 Rules

@@ -90,6 +90,9 @@ MISTAKES = [
             scaled_dot_product_attention=_sdpa(_sqrt_e, invert=True)),
     mistake("mask_fill_zero", "masked scores are filled with 0 instead of -inf, so blocked keys still get weight",
             scaled_dot_product_attention=_sdpa(_sqrt_e, fill=0.0)),
+    mistake("finite_fill", "masked scores are filled with a large finite number (-1e9) instead of -inf, so blocked "
+            "keys still get weight wherever the allowed scores are lower still",
+            scaled_dot_product_attention=_sdpa(_sqrt_e, fill=-1e9)),
     mistake("dtype_drift", "the output is float64 for float32 inputs: cast back to q's dtype",
             scaled_dot_product_attention=_dtype_drift),
 ]
@@ -100,6 +103,10 @@ VARIANTS = [
             softmax=_float64_softmax, scaled_dot_product_attention=_float64_inside),
     variant("finfo_min_fill", "fills masked scores with torch.finfo(dtype).min instead of -inf",
             scaled_dot_product_attention=_finfo_min_fill),
-    variant("big_negative_fill", "fills masked scores with -1e9", scaled_dot_product_attention=_sdpa(_sqrt_e, fill=-1e9)),
     variant("logsumexp", "softmax as exp(x - logsumexp(x))", softmax=_logsumexp_softmax),
 ]
+
+# Mutants of reference/attention.py (kata mutate) that no input can tell from it: id -> why.
+EQUIVALENT = {
+    "scaled_dot_product_attention:args:d9a7eb49": "k.transpose(-1, -2) swaps the same two dims as k.transpose(-2, -1)",
+}
