@@ -9,6 +9,9 @@ pair in its own forked process; the parent imports torch once for the whole batc
 Each learner's report is written the moment its last kata is graded (write to a temporary file, then
 rename), together with a hash of what was graded; the CSV is rewritten after each learner too. A
 re-run skips every learner whose hash is unchanged, so an interrupted batch resumes where it stopped.
+
+A class too big for one machine is graded in shards (`--shard K/N` on each of N machines) whose
+outputs `--merge` joins into the CSV and reports folder that one run would have written.
 """
 
 import csv
@@ -17,6 +20,7 @@ import importlib.metadata
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -31,6 +35,7 @@ from graders.curriculum import UsageError
 HASHES = ".hashes"  # inside the reports folder: <learner>.sha256, the hash its report was made from
 STAGING = ".staging-"  # prefix of the per-run staging folder inside the reports folder
 GRADING_MODULES = ("curriculum", "harness", "plugin", "runner")  # with the graders, what decides a grade
+SHARD = ".shard"  # inside the reports folder of a shard that finished: which shard, graded by what
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Summary:
     rows: list  # the CSV's rows (dicts), one per learner with a report
     csv: Path
     reports: Path
+    shard: tuple = None  # (K, N) when this was the K-th of N shards
 
 
 def reports_dir(out: Path) -> Path:
@@ -64,16 +70,10 @@ def reports_dir(out: Path) -> Path:
 
 def check_paths(submissions, out, reports=None) -> tuple[Path, Path, Path]:
     """The three paths, checked; a UsageError says what is wrong with the first bad one."""
-    submissions, out = Path(submissions), Path(out)
-    reports = Path(reports) if reports else reports_dir(out)
+    submissions = Path(submissions)
     if not submissions.is_dir():
         raise UsageError(f"{submissions}: no such folder; give the folder that holds one folder per learner")
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give the path of the CSV file to write, e.g. {out / 'grades.csv'}")
-    if not out.parent.is_dir():
-        raise UsageError(f"--out {out}: the folder {out.parent} does not exist; create it first")
-    if reports.exists() and not reports.is_dir():
-        raise UsageError(f"{reports} is a file, but the JSON reports go in a folder there; move it or pass --reports DIR")
+    out, reports = check_out(out, reports)
     if reports.resolve() == submissions.resolve():
         raise UsageError(f"the reports cannot go in {submissions} itself; pass another --reports DIR")
     if (curriculum.ROOT / "graders" / "snapshots").is_dir():
@@ -82,17 +82,51 @@ def check_paths(submissions, out, reports=None) -> tuple[Path, Path, Path]:
     return submissions, out, reports
 
 
-def find_learners(submissions: Path, reports: Path, names: list) -> list:
-    """One Learner per folder in submissions (hidden ones and the reports folder left out)."""
+def check_out(out, reports=None) -> tuple[Path, Path]:
+    """The CSV to write and the reports folder, checked."""
+    out = Path(out)
+    reports = Path(reports) if reports else reports_dir(out)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the path of the CSV file to write, e.g. {out / 'grades.csv'}")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out {out}: the folder {out.parent} does not exist; create it first")
+    if reports.exists() and not reports.is_dir():
+        raise UsageError(f"{reports} is a file, but the JSON reports go in a folder there; move it or pass --reports DIR")
+    return out, reports
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'2/4' -> (2, 4): the second of four shards."""
+    match = re.fullmatch(r"([0-9]+)/([0-9]+)", text)
+    k, n = map(int, match.groups()) if match else (None, None)
+    if match is None or n < 1 or not 1 <= k <= n:
+        raise UsageError(f"--shard {text}: give K/N, the K-th of N shards, with 1 <= K <= N (e.g. --shard 2/4)")
+    return k, n
+
+
+def shard_name(shard: tuple) -> str:
+    return f"{shard[0]}/{shard[1]}"
+
+
+def in_shard(name: str, shard: tuple) -> bool:
+    """Whether the learner of that name is in shard (K, N). Decided by a hash of the name alone, so
+    that every machine puts a learner in the same shard whichever other learners' folders it holds (a
+    clone that failed there, a repository created between two machines' fetches): with positions in
+    sorted order, one missing folder would shift the rest, grading some learners twice and some never."""
+    k, n = shard
+    return int.from_bytes(hashlib.sha256(os.fsencode(name)).digest()[:8], "big") % n == k - 1
+
+
+def find_learners(submissions: Path, reports: Path, names: list, shard=None) -> list:
+    """One Learner per folder in submissions (hidden ones and the reports folder left out), only those
+    of the shard (K, N) when one is given."""
     skip = {reports.resolve()}
-    learners = []
-    for folder in sorted(submissions.iterdir(), key=lambda p: p.name):
-        if folder.name.startswith(".") or not folder.is_dir() or folder.resolve() in skip:
-            continue
-        learners.append(_collect(Learner(folder.name, folder), names))
-    if not learners:
+    folders = [folder for folder in sorted(submissions.iterdir(), key=lambda p: p.name)
+               if not folder.name.startswith(".") and folder.is_dir() and folder.resolve() not in skip]
+    if not folders:
         raise UsageError(f"{submissions} holds no learner folders; give the folder that holds one folder per learner")
-    return learners
+    return [_collect(Learner(folder.name, folder), names) for folder in folders
+            if shard is None or in_shard(folder.name, shard)]
 
 
 def _collect(learner: Learner, names: list) -> Learner:
@@ -122,15 +156,15 @@ def graders_identity(names: list, device: str) -> bytes:
     regrades everyone; a change elsewhere (the CLI, this module) does not."""
     settings = curriculum.settings()
     h = hashlib.sha256()
-    parts = [f"seed={settings.seed}", f"device={device}", f"katas={','.join(names)}",
-             f"torch={_version('torch')}", f"pytest={_version('pytest')}"]
+    parts = [f"seed={settings.seed}", f"device={device}", f"katas={','.join(names)}"]
+    parts += [f"{package}={_version(package)}" for package in ("torch", "numpy", "pytest")]
     for part in parts:
         _feed(h, part.encode())
-    root = curriculum.ROOT
-    files = [curriculum.config_path(), curriculum.MANIFEST, root / "pyproject.toml"]
-    files += [root / "graders" / f"{module}.py" for module in GRADING_MODULES]
-    files += sorted((root / "graders").glob("test_*.py"))
-    files += sorted(p for p in (root / "reference").glob("*.py") if not p.name.endswith("_catalogue.py"))
+    # Files found beside the packages, so that a plain (non-editable) install works too.
+    files = [curriculum.config_path(), curriculum.MANIFEST]
+    files += [curriculum.GRADERS / f"{module}.py" for module in GRADING_MODULES]
+    files += sorted(curriculum.GRADERS.glob("test_*.py"))
+    files += sorted(p for p in (curriculum.ROOT / "reference").glob("*.py") if not p.name.endswith("_catalogue.py"))
     for path in files:
         _feed(h, str(path.name).encode())
         _feed(h, path.read_bytes())
@@ -213,14 +247,18 @@ def save_report(reports: Path, learner: Learner, report: dict):
 # ------------------------------------------------------------------------------------- the table
 
 
-# What the runner writes when a kata's grading did not finish, or a check hung, and the word for it.
+# What the runner and the sandbox write when a kata's grading was cut short, and the word for it.
 _CAUSES = [
     ("ran past the time limit", "timeout"),
     ("took too long and was stopped", "timeout"),
+    ("used up its time limit", "timeout"),
     ("crashed", "crashed"),
-    ("exited early", "exited"),
+    ("exited", "exited"),
     ("grader could not run", "grader error"),
 ]
+_CUT_SHORT = ("not run: ", "this check was running when ")  # the runner's words, at the start of a message
+_ENDED = ("ended its process: ", "took too long and was stopped")  # the sandbox's, after what was running
+_FOLLOW_ON = "failed to import (see "  # a check that points at the one that says why
 _MEMORY = ("MemoryError", "can't allocate memory", "out of memory")
 
 
@@ -231,7 +269,9 @@ def problems(report: dict) -> list:
         words = []
         for check in kata["checks"]:
             message = check["message"]
-            if message.startswith(("not run: ", "this check was running when ", "took too long and was stopped")):
+            if _FOLLOW_ON in message:
+                continue
+            if message.startswith(_CUT_SHORT) or any(m in message for m in _ENDED):
                 word = next((w for phrase, w in _CAUSES if phrase in message), "incomplete")
             elif not check["passed"] and any(m in message for m in _MEMORY):
                 word = "memory"
@@ -326,20 +366,22 @@ def _duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------- grading
 
 
-def grade_batch(submissions, out, reports=None, force=False, device="cpu", names=None, progress=None) -> Summary:
-    """Grade every learner folder in submissions; write the CSV at out and one JSON report per learner
-    in reports (default: next to the CSV, grades.csv -> grades/). Learners whose kata files, graders
-    and seed are unchanged since their last report are skipped unless force. progress: a stream for
-    the progress bar (None: quiet)."""
+def grade_batch(submissions, out, reports=None, force=False, device="cpu", names=None, progress=None,
+                shard=None) -> Summary:
+    """Grade every learner folder in submissions, or only those of shard (K, N); write the CSV at out
+    and one JSON report per learner in reports (default: next to the CSV, grades.csv -> grades/).
+    Learners whose kata files, graders and seed are unchanged since their last report are skipped
+    unless force. progress: a stream for the progress bar (None: quiet)."""
     submissions, out, reports = check_paths(submissions, out, reports)
     names = list(names) if names else [k.name for k in curriculum.katas()]
     for name in names:
         curriculum.kata(name)
-    learners = find_learners(submissions, reports, names)
+    learners = find_learners(submissions, reports, names, shard)
     identity = graders_identity(names, device)
     for learner in learners:
         learner.digest = learner_digest(learner, identity, names)
     (reports / HASHES).mkdir(parents=True, exist_ok=True)
+    (reports / SHARD).unlink(missing_ok=True)  # the CSV is about to change: until it is whole, no shard is here
 
     done, todo = {}, []
     for learner in learners:
@@ -376,7 +418,9 @@ def grade_batch(submissions, out, reports=None, force=False, device="cpu", names
     finally:
         bar.close()
         write_csv(out, rows(), names)  # whatever is done is kept, even when interrupted
-    return Summary([learner.name for learner in learners], graded, skipped, rows(), out, reports)
+    if shard:
+        write_atomic(reports / SHARD, json.dumps({"shard": shard_name(shard), "graders": identity.hex()}) + "\n")
+    return Summary([learner.name for learner in learners], graded, skipped, rows(), out, reports, shard)
 
 
 def _stage(staging: Path, learner: Learner) -> Path:
@@ -423,11 +467,110 @@ class _terminate_as_interrupt:
         raise KeyboardInterrupt
 
 
+# ------------------------------------------------------------------------------------- merging
+
+
+@dataclass
+class ShardOutput:
+    folder: Path  # as given to --merge
+    csv: Path
+    reports: Path
+    shard: tuple  # (K, N)
+    graders: str  # the hex of graders_identity: what graded it
+    fields: list  # the CSV's header
+    rows: list
+
+
+def read_shard(folder) -> ShardOutput:
+    """The shard output in folder: one CSV, and its reports folder beside it with the mark of a
+    shard that finished (what `--shard K/N --out folder/NAME.csv` writes)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"--merge {folder}: no such folder")
+    found = [p for p in sorted(folder.glob("*.csv")) if (reports_dir(p) / SHARD).is_file()]
+    if len(found) > 1:
+        raise UsageError(f"--merge {folder} holds more than one shard output ({', '.join(p.name for p in found)}); "
+                         "give one folder per shard")
+    try:
+        (path,) = found
+        mark = json.loads((reports_dir(path) / SHARD).read_text())
+        shard, graders = parse_shard(mark["shard"]), str(mark["graders"])
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+        fields = reader.fieldnames or []
+        if fields[:1] != ["learner"] or fields[-2:] != ["total", "flag"]:
+            raise ValueError("not a grades CSV")
+    except (ValueError, KeyError, TypeError, OSError, UsageError):
+        raise UsageError(f"--merge {folder} is not a shard output: what `kata grade-many --shard K/N --out "
+                         f"{folder / 'grades.csv'}` writes when it finishes (a CSV, its reports folder beside it)") from None
+    return ShardOutput(folder, path, reports_dir(path), shard, graders, fields, rows)
+
+
+def merge_shards(folders: list, out, reports=None) -> Summary:
+    """Join the outputs of every shard of a class into the CSV at out and one reports folder (default:
+    next to the CSV), as one run over the whole class would have written them."""
+    out, reports = check_out(out, reports)
+    shards = [read_shard(folder) for folder in folders]
+    if {out.resolve(), reports.resolve()} & {p.resolve() for s in shards for p in (s.csv, s.reports)}:
+        raise UsageError(f"--out {out} would overwrite a shard's own output; write the merged grades elsewhere")
+    owners = {}
+    for s in shards:
+        for r in s.rows:
+            owners.setdefault(r["learner"], []).append(str(s.folder))
+    twice = sorted((name, where) for name, where in owners.items() if len(where) > 1)
+    if twice:
+        raise UsageError("graded in more than one shard: " + "; ".join(f"{name} (in {' and '.join(where)})"
+                                                                     for name, where in twice))
+    first = shards[0]
+    for s in shards[1:]:
+        if s.fields != first.fields:
+            raise UsageError(f"{first.folder} and {s.folder} graded different katas; grade every shard with the same repository")
+        if s.graders != first.graders:
+            raise UsageError(f"{first.folder} and {s.folder} were graded with different graders, config, seed or device; "
+                             "grade every shard from the same commit and config")
+        if s.shard[1] != first.shard[1]:
+            raise UsageError(f"{first.folder} is shard {shard_name(first.shard)} but {s.folder} is shard "
+                             f"{shard_name(s.shard)}; merge the shards of one split")
+    n = first.shard[1]
+    given = [s.shard[0] for s in shards]
+    repeated = [k for k in range(1, n + 1) if given.count(k) > 1]
+    missing = [k for k in range(1, n + 1) if k not in given]
+    if repeated:
+        raise UsageError(f"shard {repeated[0]}/{n} is given twice; give each shard's folder once")
+    if missing:
+        raise UsageError(f"shard {', '.join(f'{k}/{n}' for k in missing)} missing; merge all {n} shards at once")
+
+    files = {}  # path in the merged reports folder -> its text; all read before anything is written
+    for s in shards:
+        for r in s.rows:
+            for part in (Path(f"{r['learner']}.json"), Path(HASHES, f"{r['learner']}.sha256")):
+                try:
+                    files[part] = (s.reports / part).read_text()
+                except OSError:
+                    raise UsageError(f"{s.reports / part} is missing; grade shard {shard_name(s.shard)} again") from None
+    (reports / HASHES).mkdir(parents=True, exist_ok=True)
+    for part, text in files.items():
+        write_atomic(reports / part, text)
+    rows = sorted((r for s in shards for r in s.rows), key=lambda r: r["learner"])
+    names = first.fields[1:-2]
+    write_csv(out, rows, names)
+    return Summary([r["learner"] for r in rows], [], [], rows, out, reports)
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+
 def summary_lines(summary: Summary) -> list:
     """What `kata grade-many` prints when it is done."""
-    lines = [f"{len(summary.learners)} learners: {len(summary.graded)} graded, "
-             f"{len(summary.skipped)} unchanged since their last report (--force regrades them)",
-             f"Grades: {summary.csv}; one JSON report per learner in {summary.reports}{os.sep}"]
+    shard = f"shard {shard_name(summary.shard)}: " if summary.shard else ""
+    lines = [f"{shard}{len(summary.learners)} learners: {len(summary.graded)} graded, "
+             f"{len(summary.skipped)} unchanged since their last report (--force regrades them)"]
+    return lines + _outcome_lines(summary)
+
+
+def _outcome_lines(summary: Summary) -> list:
+    lines = [f"Grades: {summary.csv}; one JSON report per learner in {summary.reports}{os.sep}"]
     flagged = [r for r in summary.rows if r["flag"] != "ok"]
     if flagged:
         lines.append(f"{len(flagged)} flagged:")
@@ -436,10 +579,21 @@ def summary_lines(summary: Summary) -> list:
 
 
 def run(args):
-    """`kata grade-many SUBMISSIONS_DIR --out CSV [--reports DIR] [--force] [--device D]`."""
+    """`kata grade-many SUBMISSIONS_DIR --out CSV [--reports DIR] [--force] [--device D] [--shard K/N]`,
+    or `kata grade-many --merge DIR ... --out CSV [--reports DIR]`."""
+    if args.merge:
+        if args.submissions or args.shard or args.force:
+            raise UsageError("--merge joins the outputs of finished shards; give it no SUBMISSIONS_DIR, --shard or --force")
+        summary = merge_shards(args.merge, args.out, args.reports)
+        print("\n".join([f"{len(summary.learners)} learners from {len(args.merge)} shards"] + _outcome_lines(summary)))
+        return
+    if not args.submissions:
+        raise UsageError("give SUBMISSIONS_DIR, the folder that holds one folder per learner, "
+                         "or --merge DIR ... to join the outputs of shards")
+    shard = parse_shard(args.shard) if args.shard else None
     try:
         summary = grade_batch(args.submissions, args.out, args.reports, force=args.force, device=args.device,
-                              progress=sys.stderr)
+                              progress=sys.stderr, shard=shard)
     except KeyboardInterrupt:
         print("kata: interrupted; every report written so far is kept, and the same command resumes "
               "where this one stopped", file=sys.stderr)

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -252,6 +253,17 @@ def test_flag_words():
     assert batch.flag(learner, report("", "this check was running when its grading process crashed (SIGSEGV)",
                                       "not run: its grading process crashed (SIGSEGV)")) == "crashed: lora"
     assert batch.flag(learner, report("took too long and was stopped: is there an endless loop?")) == "timeout: lora"
+    # the sandbox's words: the check that says why, then the ones that point at it
+    assert batch.flag(learner, report("lora.py could not be imported: importing it ended its process: it exited with "
+                                      "status 7: does the code call sys.exit() or os._exit()?",
+                                      "not run: lora.py failed to import (see c0)")) == "exited: lora"
+    assert batch.flag(learner, report("", "this check ended its process: it crashed (SIGSEGV)")) == "crashed: lora"
+    assert batch.flag(learner, report("this check took too long and was stopped: is there an endless loop?",
+                                      "not run: this kata's code used up its time limit (12 s) in earlier checks")) == "timeout: lora"
+    assert batch.flag(learner, report("lora.py failed to import: SyntaxError: invalid syntax (lora.py, line 3)",
+                                      "not run: lora.py failed to import (see c0)")) == "ok"
+    assert batch.flag(learner, report("lora.py failed to import: RuntimeError: DefaultCPUAllocator: can't allocate memory",
+                                      "not run: lora.py failed to import (see c0)")) == "memory: lora"
     learner.notes.append("missing: katas/")
     assert batch.flag(learner, report("not run: its grader could not run (see ...)")) == "missing: katas/; grader error: lora"
 
@@ -269,6 +281,16 @@ def kata(*args, cwd=None):
     ("one", ["grade-many", "{tmp}/subs", "--out", "{tmp}/missing/g.csv"], "the folder {tmp}/missing does not exist"),
     ("one", ["grade-many", "{tmp}/subs", "--out", "{tmp}"], "is a folder"),
     ("one", ["grade-many", "{tmp}/subs"], "the following arguments are required: --out"),
+    ("one", ["grade-many", "{tmp}/subs", "--shard", "2", "--out", "{tmp}/g.csv"], "--shard 2: give K/N"),
+    ("one", ["grade-many", "{tmp}/subs", "--shard", "3/2", "--out", "{tmp}/g.csv"], "--shard 3/2: give K/N"),
+    ("one", ["grade-many", "{tmp}/subs", "--shard", "0/2", "--out", "{tmp}/g.csv"], "--shard 0/2: give K/N"),
+    ("one", ["grade-many", "{tmp}/subs", "--shard", "0/0", "--out", "{tmp}/g.csv"], "--shard 0/0: give K/N"),
+    ("one", ["grade-many", "{tmp}/subs", "--shard", "one/two", "--out", "{tmp}/g.csv"], "--shard one/two: give K/N"),
+    (None, ["grade-many", "--merge", "{tmp}/nowhere", "--out", "{tmp}/g.csv"], "--merge {tmp}/nowhere: no such folder"),
+    ("one", ["grade-many", "--merge", "{tmp}/subs", "--out", "{tmp}/g.csv"], "--merge {tmp}/subs is not a shard output"),
+    ("one", ["grade-many", "{tmp}/subs", "--merge", "{tmp}/subs", "--out", "{tmp}/g.csv"], "give it no SUBMISSIONS_DIR"),
+    ("one", ["grade-many", "--merge", "{tmp}/subs", "--shard", "1/2", "--out", "{tmp}/g.csv"], "give it no SUBMISSIONS_DIR"),
+    (None, ["grade-many", "--out", "{tmp}/g.csv"], "give SUBMISSIONS_DIR"),
 ])
 def test_bad_input_gets_one_clear_line(tmp_path, make, args, phrase):
     if make:
@@ -302,3 +324,129 @@ def test_grade_many_end_to_end(tmp_path):
     again = kata("grade-many", "subs", "--out", "grades.csv", cwd=tmp_path)
     assert again.returncode == 0 and "0 graded, 2 unchanged" in again.stdout
     assert again.stderr == ""
+
+
+# ---------------------------------------------------------------------------------------- shards
+
+# By the hash of their names, ada and bob are in shard 1/2, cyd, dee and eve in shard 2/2.
+SHARDED = {"ada": "reference", "bob": "unscaled", "cyd": "reference", "dee": "no katas", "eve": "reference"}
+
+
+def files_under(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def sharded(tmp_path_factory):
+    """One class graded in one run, and again as two shards merged."""
+    tmp = tmp_path_factory.mktemp("sharded")
+    subs = tmp / "subs"
+    for name, kind in SHARDED.items():
+        if kind == "no katas":
+            (subs / name).mkdir(parents=True)
+        else:
+            reference_copy(subs / name, ["attention"])
+    unscaled = subs / "bob" / "katas" / "attention.py"  # forgets to scale the scores: some checks fail
+    unscaled.write_text(unscaled.read_text().replace("/ math.sqrt(q.shape[-1])", ""))
+    for folder in ("whole", "shard-1", "shard-2", "merged"):
+        (tmp / folder).mkdir()
+    identity = batch.graders_identity(["attention"], "cpu")
+    with pytest.MonkeyPatch.context() as mp:  # the same graders for all three runs, even if the checkout changes
+        mp.setattr(batch, "graders_identity", lambda names, device: identity)
+        batch.grade_batch(subs, tmp / "whole" / "grades.csv", names=["attention"])
+        for k in (1, 2):
+            batch.grade_batch(subs, tmp / f"shard-{k}" / "grades.csv", names=["attention"], shard=(k, 2))
+    batch.merge_shards([tmp / "shard-1", tmp / "shard-2"], tmp / "merged" / "grades.csv")
+    return tmp
+
+
+def test_two_shards_merged_are_one_run(sharded):
+    assert list(read_csv(sharded / "shard-1" / "grades.csv")) == ["ada", "bob"]
+    assert list(read_csv(sharded / "shard-2" / "grades.csv")) == ["cyd", "dee", "eve"]
+    whole, merged = sharded / "whole", sharded / "merged"
+    assert (merged / "grades.csv").read_bytes() == (whole / "grades.csv").read_bytes()
+    assert files_under(merged / "grades") == files_under(whole / "grades")
+    rows = read_csv(whole / "grades.csv")
+    full = f"{curriculum.kata('attention').max_score:g}"
+    assert {name: r["total"] for name, r in rows.items() if name != "bob"} == {"ada": full, "cyd": full, "dee": "0", "eve": full}
+    assert 0 < float(rows["bob"]["total"]) < float(full) and rows["dee"]["flag"] == "missing: katas/"
+
+
+def test_a_learners_shard_does_not_depend_on_the_other_folders(tmp_path):
+    names = [f"learner-{i}" for i in range(30)]
+    for name in names:
+        (tmp_path / "all" / name).mkdir(parents=True)
+    for name in names[::3]:  # what a machine whose other clones failed holds
+        (tmp_path / "some" / name).mkdir(parents=True)
+
+    def shard(folder, k):
+        return [learner.name for learner in batch.find_learners(tmp_path / folder, tmp_path / "grades", ["attention"], (k, 3))]
+
+    everyone = [shard("all", k) for k in (1, 2, 3)]
+    assert sorted(sum(everyone, [])) == sorted(names) and all(everyone)  # each learner in one shard
+    for k, learners in enumerate(everyone, 1):
+        assert shard("some", k) == [name for name in learners if name in names[::3]]
+
+
+def test_merge_from_the_command_line(sharded):
+    result = kata("grade-many", "--merge", "shard-1", "shard-2", "--out", "cli.csv", cwd=sharded)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "5 learners from 2 shards" in result.stdout and "dee: missing: katas/" in result.stdout
+    assert (sharded / "cli.csv").read_bytes() == (sharded / "whole" / "grades.csv").read_bytes()
+    assert files_under(sharded / "cli") == files_under(sharded / "whole" / "grades")
+
+
+def test_an_empty_shard_from_the_command_line(tmp_path):
+    (tmp_path / "subs" / "ada").mkdir(parents=True)  # ada is in shard 1/2: shard 2/2 has nobody
+    result = kata("grade-many", "subs", "--shard", "2/2", "--out", "grades.csv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("shard 2/2: 0 learners: 0 graded")
+    assert read_csv(tmp_path / "grades.csv") == {}
+    assert json.loads((tmp_path / "grades" / batch.SHARD).read_text())["shard"] == "2/2"
+
+
+def merge_error(*folders, out):
+    result = kata("grade-many", "--merge", *map(str, folders), "--out", str(out))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and result.stdout == "" and len(lines) == 1 and lines[0].startswith("kata: "), result.stderr
+    return lines[0]
+
+
+def test_a_learner_in_two_shards_is_an_error_naming_them(sharded, tmp_path):
+    again = tmp_path / "again"
+    shutil.copytree(sharded / "shard-1", again)
+    line = merge_error(sharded / "shard-1", again, sharded / "shard-2", out=tmp_path / "g.csv")
+    assert line == f"kata: graded in more than one shard: ada (in {sharded / 'shard-1'} and {again}); " \
+                   f"bob (in {sharded / 'shard-1'} and {again})"
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_merge_refuses_what_is_not_one_whole_class(sharded, tmp_path):
+    one, two = sharded / "shard-1", sharded / "shard-2"
+    assert "shard 2/2 missing; merge all 2 shards" in merge_error(one, out=tmp_path / "g.csv")
+    assert "would overwrite a shard's own output" in merge_error(one, two, out=one / "grades.csv")
+    (tmp_path / "subs" / "ada").mkdir(parents=True)  # ada is in shard 3/3: shard 1/3 is empty, and quick
+    (tmp_path / "thirds").mkdir()
+    batch.grade_batch(tmp_path / "subs", tmp_path / "thirds" / "grades.csv", names=["attention"], shard=(1, 3))
+    assert f"{one} is shard 1/2 but {tmp_path / 'thirds'} is shard 1/3" in merge_error(one, tmp_path / "thirds", out=tmp_path / "g.csv")
+    (tmp_path / "seed7").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("KATA_SEED", "7")
+        curriculum.settings.cache_clear()
+        batch.grade_batch(tmp_path / "subs", tmp_path / "seed7" / "grades.csv", names=["attention"], shard=(1, 2))
+    curriculum.settings.cache_clear()
+    assert "were graded with different graders, config, seed" in merge_error(tmp_path / "seed7", two, out=tmp_path / "g.csv")
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_a_shard_interrupted_is_not_a_shard_output(sharded, tmp_path, monkeypatch):
+    shard = tmp_path / "shard-1"
+    shutil.copytree(sharded / "shard-1", shard)
+
+    def interrupted(reports, learner, report):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "save_report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batch.grade_batch(sharded / "subs", shard / "grades.csv", names=["attention"], shard=(1, 2), force=True)
+    assert "is not a shard output" in merge_error(shard, sharded / "shard-2", out=tmp_path / "g.csv")
