@@ -72,11 +72,15 @@ def build(m, W, b, r, alpha, A=None, B=None, dropout=None):
 
 
 def init(m, W, b, r, alpha):
+    torch.manual_seed(0)
     _, lora = build(m, W, b, r, alpha)
     A, B = lora.lora_A.detach(), lora.lora_B.detach()
-    units = A.abs().max().item() * math.sqrt(W.shape[1])  # largest |A| in units of 1/sqrt(in)
+    # The largest |A| in units of 1/sqrt(in): of r * in uniform draws, one comes within 5% of the bound.
+    units = A.abs().max().item() * math.sqrt(W.shape[1])
     if units == 0:
         spread = "all zero"
+    elif units < 0.95:
+        spread = "narrower than +-1/sqrt(in_features)"
     elif units <= 1.0001:
         spread = "within +-1/sqrt(in_features)"
     elif units <= math.sqrt(6) * 1.0001:
@@ -104,7 +108,9 @@ def trainable_parameters(m, W, b, r, alpha):
 
 
 def adapter_dtype_device(m, W, b, r, alpha):
-    _, lora = build(m, W, b, r, alpha)
+    """Around a base layer on the meta device, which every machine has, an adapter made on the default
+    device shows. (Nothing here multiplies: a matmul on meta would import torch._dynamo.)"""
+    _, lora = build(m, W.to("meta"), b.to("meta"), r, alpha)
     return {name: f"{t.dtype} on {t.device.type}" for name, t in (("lora_A", lora.lora_A), ("lora_B", lora.lora_B))}
 
 
@@ -341,12 +347,14 @@ test_case = cases([
     Case("trainable_parameters", trainable_parameters, base_layer(), upcast=False,
          what="the names of LoRALinear's parameters that require grad"),
     Case("adapter_dtype_device", adapter_dtype_device, base_layer(dtype=f64), upcast=False,
-         what="the dtype and device of lora_A and lora_B around a float64 base layer"),
+         what="the dtype and device of lora_A and lora_B around a float64 base layer on the meta device"),
     Case("rank_zero", bad_rank(0), base_layer(), upcast=False, what="LoRALinear(base, r=0, alpha=10)"),
     Case("rank_negative", bad_rank(-2), base_layer(), upcast=False, what="LoRALinear(base, r=-2, alpha=10)"),
     Case("forward", forward, layer(), what="LoRALinear(nn.Linear(12, 7), r=4, alpha=10)(x), x (2, 3, 12), lora_B random"),
     Case("forward_square", forward, layer(IN=9, OUT=9, lead=(5,)),
          what="LoRALinear(nn.Linear(9, 9), r=4, alpha=10)(x), lora_B random"),
+    Case("forward_rank_one", forward, layer(hyper=lambda g: (1, ALPHA)),
+         what="LoRALinear(nn.Linear(12, 7), r=1, alpha=10)(x), lora_B random: rank 1 is a rank like any other"),
     Case("forward_float64", forward, layer(IN=10, OUT=10, lead=(3,), dtype=f64),
          what="a float64 LoRALinear(nn.Linear(10, 10), r=4, alpha=10)(x), lora_B random"),
     Case("forward_low_rank", forward_low_rank, layer(), upcast=False,

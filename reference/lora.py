@@ -16,8 +16,6 @@ class LoRALinear(nn.Module):
         self.base.weight.requires_grad_(False)
         if self.base.bias is not None:
             self.base.bias.requires_grad_(False)
-        self.r = r
-        self.alpha = alpha
         self.scaling = alpha / r
         like = dict(dtype=base.weight.dtype, device=base.weight.device)
         self.lora_A = nn.Parameter(torch.empty(r, base.in_features, **like))

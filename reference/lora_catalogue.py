@@ -31,8 +31,6 @@ def _init(self, base, r, alpha, dropout, *, a_init="kaiming", b_init="zeros", a_
         base.weight.requires_grad_(False)
     if freeze_bias and base.bias is not None:
         base.bias.requires_grad_(False)
-    self.r = r
-    self.alpha = alpha
     self.scaling = scaling(alpha, r)
     if like is None:
         like = dict(dtype=base.weight.dtype, device=base.weight.device)
@@ -477,3 +475,11 @@ VARIANTS = [
             "walks named_children recursively and freezes with model.requires_grad_(False)",
             apply_lora=_apply_recursive),
 ]
+
+
+# Mutants of the reference that no check can fail (graders/mutate.py), and why.
+EQUIVALENT = {
+    "LoRALinear.merge:drop:47b86f08": "the same on the CPU, the only device every machine has; on a GPU the merged "
+                                      "layer would land on the CPU, which grading with --device cuda catches "
+                                      "(merge's matmul on the meta device would import torch._dynamo)",
+}
