@@ -1,11 +1,11 @@
 """Grade katas: one judge process per (submission, kata), side by side.
 
 Importing this module starts the sandboxes' zygote (graders/sandbox.py), so that its torch import
-overlaps the parent's. The parent imports torch and pytest once, then forks one judge per kata. A
-judge runs that kata's grader under pytest, with the graders' plugin alone (no ini file, conftest.py
-or installed plugin), and streams each check's result up a pipe as soon as it is known; the learner's
-code runs in the judge's sandboxes, never in the judge. The parent still bounds each judge by the
-wall clock; when grading ends, every sandbox is killed and gone before the report is returned.
+overlaps the parent's. The parent imports torch and the graders once, then forks one judge per kata.
+A judge runs that kata's checks (the Cases of graders/test_NAME.py, as pytest would, without pytest's
+start-up) and streams each result up a pipe as soon as it is known; the learner's code runs in the
+judge's sandboxes, never in the judge. The parent still bounds each judge by the wall clock; when
+grading ends, every sandbox is killed and gone before the report is returned.
 """
 
 import faulthandler
@@ -22,18 +22,9 @@ from graders import sandbox
 
 sandbox.start()
 
-import pytest  # noqa: E402,F401  imported once here so that every forked worker starts with them
-import torch  # noqa: E402
+import torch  # noqa: E402,F401  imported once here so that every forked judge starts with it
 
-import graders.harness  # noqa: F401  (and the graders)
-
-from graders import curriculum  # noqa: E402
-
-
-# pytest plugins a grading worker has no use for; unraisableexception alone costs two full garbage
-# collections at exit, as long as the checks themselves.
-UNUSED_PLUGINS = ["cacheprovider", "unraisableexception", "threadexception", "faulthandler", "logging",
-                  "doctest", "junitxml", "pastebin", "stepwise", "warnings"]
+from graders import curriculum, harness  # noqa: E402
 
 
 @dataclass
@@ -58,17 +49,18 @@ def grade(names=None, solutions=None, device="cpu", entry=None) -> dict:
     return grade_many([solutions], names, device, entry)[0]
 
 
-def grade_many(submissions: list, names=None, device="cpu", entry=None, on_report=None) -> list:
+def grade_many(submissions: list, names=None, device="cpu", entry=None, on_report=None, entries=None) -> list:
     """One report per submission folder (None: katas/), every (submission, kata) pair in its own
-    worker, as many at a time as there are CPUs. on_report(i, report) is called as each completes."""
+    worker, as many at a time as there are CPUs. on_report(i, report) is called as each completes.
+    entries: one catalogue entry (or None) per submission, for the project's own tests."""
     katas = [curriculum.kata(n) for n in names] if names else list(curriculum.katas())
     pending = []
     for i, folder in enumerate(submissions):
         env = {"KATA_DEVICE": device}
         if folder:
             env["KATA_SOLUTIONS"] = str(folder)
-        if entry:
-            env["KATA_ENTRY"] = entry
+        if entries and entries[i] or entry:
+            env["KATA_ENTRY"] = entries[i] if entries else entry
         pending += [(i, kata, env) for kata in katas]
     results = [{} for _ in submissions]
     running = {}
@@ -117,16 +109,28 @@ def _start(kata: curriculum.Kata, env: dict, submission: int) -> _Worker:
 
 
 def _run_grader(kata: curriculum.Kata, env: dict, write: int):
-    os.environ.update(env, KATA_RESULT_FD=str(write))
-    os.chdir(curriculum.GRADERS)
-    # Nothing but the graders' own plugin: no ini file, no conftest.py, no plugin installed beside them.
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-    args = [str(curriculum.GRADERS / f"test_{kata.name}.py"), "-q", "-s", "--rootdir", str(curriculum.GRADERS),
-            "-c", os.devnull, "--noconftest", "-p", "graders.plugin"]
-    for plugin in UNUSED_PLUGINS:
-        args += ["-p", f"no:{plugin}"]
-    code = int(pytest.main(args))
-    os.write(write, json.dumps({"event": "finished", "code": code}).encode() + b"\n")
+    """The judge of one kata: every check in order, each result sent up the pipe as soon as it is known."""
+    os.environ.update(env)
+    stream = os.fdopen(write, "w", buffering=1)
+
+    def emit(**event):
+        stream.write(json.dumps(event) + "\n")
+
+    try:
+        learner = harness.Learner(kata.name)
+        emit(event="collected", checks=[{"name": c.name, "hidden": c.hidden} for c in learner.cases])
+        for case in learner.cases:
+            emit(event="start", name=case.name)
+            try:
+                learner.check(case)
+                emit(event="result", name=case.name, passed=True, message="")
+            except harness.Fail as e:
+                emit(event="result", name=case.name, passed=False, message=str(e))
+        learner.close()
+    except Exception as e:
+        emit(event="finished", error=f"{type(e).__name__}: {e}")
+        raise
+    emit(event="finished")
 
 
 def _confine():
@@ -201,8 +205,8 @@ def _cause(worker: _Worker) -> str:
     finished = next((e for e in worker.events if e["event"] == "finished"), None)
     if worker.killed:
         return "its grading ran past the time limit and was stopped (an endless loop, or a hang inside a long C call?)"
-    if finished and finished["code"] not in (0, 1):  # pytest itself failed: collection or configuration
-        return f"its grader could not run (pytest exit code {finished['code']}; `pytest graders/test_{worker.kata.name}.py` shows why)"
+    if finished and finished.get("error"):
+        return f"its grader failed ({finished['error']}); `pytest graders/test_{worker.kata.name}.py` shows more"
     if os.WIFSIGNALED(worker.status):
         return f"its grading process crashed ({signal.Signals(os.WTERMSIG(worker.status)).name})"
     code = os.WEXITSTATUS(worker.status)

@@ -99,11 +99,12 @@ def test_dying_process_costs_only_the_checks_it_died_in(tmp_path, fast_limits, e
         return ok(q, k, v, mask)
     """)
     result = grade_attention(tmp_path, source)
-    masked = {"attention_mask", "attention_broadcast_mask", "attention_float64", "attention_hidden"}
-    for check in result["checks"]:
-        assert check["passed"] == (check["name"] not in masked), check
-        if check["name"] in masked:
-            assert phrase in check["message"]
+    checks = {c["name"]: c for c in result["checks"]}
+    for name in ("attention_mask", "attention_broadcast_mask", "attention_float64"):  # each with a mask
+        assert not checks[name]["passed"] and phrase in checks[name]["message"], checks[name]
+    for name in ("softmax_rows", "attention_basic", "attention_e_ne_ev", "softmax_hidden"):  # after one, without
+        assert checks[name]["passed"], checks[name]
+    assert all(phrase in c["message"] for c in result["checks"] if not c["passed"])
 
 
 def test_flooding_stdout_does_not_stop_the_run(tmp_path):
