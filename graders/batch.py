@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,6 +67,19 @@ def reports_dir(out: Path) -> Path:
     """Where the JSON reports go: grades.csv -> grades/ next to it."""
     out = Path(out)
     return out.with_suffix("") if out.suffix else out.with_name(out.name + ".reports")
+
+
+def modified_graders(root: Path) -> list:
+    """The files that decide a grade (graders, reference, manifest) with uncommitted changes, in a git
+    checkout; none elsewhere (an installed copy)."""
+    if not (root / ".git").exists():
+        return []
+    try:
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "graders", "reference",
+                                 "katas/curriculum.toml"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line[3:] for line in status.stdout.splitlines()] if status.returncode == 0 else []
 
 
 def check_paths(submissions, out, reports=None) -> tuple[Path, Path, Path]:
@@ -591,6 +605,10 @@ def run(args):
         raise UsageError("give SUBMISSIONS_DIR, the folder that holds one folder per learner, "
                          "or --merge DIR ... to join the outputs of shards")
     shard = parse_shard(args.shard) if args.shard else None
+    changed = [] if args.allow_modified else modified_graders(curriculum.ROOT)
+    if changed:
+        raise UsageError(f"the graders have uncommitted changes ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}): "
+                         "commit them so that the grades can be traced to a commit, or pass --allow-modified")
     try:
         summary = grade_batch(args.submissions, args.out, args.reports, force=args.force, device=args.device,
                               progress=sys.stderr, shard=shard)

@@ -233,6 +233,8 @@ def parser() -> argparse.ArgumentParser:
         c.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the checks run (default cpu)")
         c.add_argument("--unconfined", action="store_true",
                        help="grade even where learner code cannot be confined (see the README's Limits)")
+        c.add_argument("--allow-modified", action="store_true",
+                       help="grade with graders that have uncommitted changes (refused by default)")
         c = command("bench", cmd_bench, "why a kata's technique exists, measured on your code beside the "
                     "reference (kv_cache, quantization)")
         c.add_argument("name")

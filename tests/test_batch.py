@@ -450,3 +450,22 @@ def test_a_shard_interrupted_is_not_a_shard_output(sharded, tmp_path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         batch.grade_batch(sharded / "subs", shard / "grades.csv", names=["attention"], shard=(1, 2), force=True)
     assert "is not a shard output" in merge_error(shard, sharded / "shard-2", out=tmp_path / "g.csv")
+
+
+def test_uncommitted_graders_are_found(tmp_path):
+    """grade-many refuses to grade with graders that differ from a commit (unless --allow-modified)."""
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    (tmp_path / "graders").mkdir()
+    (tmp_path / "graders" / "config.toml").write_text("seed = 1\n")
+    (tmp_path / "notes.txt").write_text("not a grader\n")
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty")
+    assert batch.modified_graders(tmp_path) == ["graders/"]
+    git("add", "graders")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "graders")
+    assert batch.modified_graders(tmp_path) == []
+    (tmp_path / "graders" / "config.toml").write_text("seed = 2\n")
+    assert batch.modified_graders(tmp_path) == ["graders/config.toml"]
+    assert batch.modified_graders(tmp_path / "graders") == []  # not a checkout: nothing to compare with
