@@ -4,6 +4,8 @@ import argparse
 import json
 import os
 import secrets
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -144,7 +146,7 @@ def cmd_hint(args):
         for i, hint in enumerate(kata.hints, 1):
             print(f"Hint {i}/{len(kata.hints)}: {hint}")
         return
-    seen = json.loads(HINTS_STATE.read_text()) if HINTS_STATE.exists() else {}
+    seen = _hints_seen()
     shown = min(seen.get(kata.name, 0), len(kata.hints) - 1)
     print(f"Hint {shown + 1}/{len(kata.hints)}: {kata.hints[shown]}")
     if shown + 1 == len(kata.hints):
@@ -152,6 +154,55 @@ def cmd_hint(args):
     seen[kata.name] = shown + 1
     HINTS_STATE.parent.mkdir(exist_ok=True)
     HINTS_STATE.write_text(json.dumps(seen))
+
+
+def _hints_seen() -> dict:
+    """How many hints of each kata were shown; a damaged record starts over rather than failing."""
+    try:
+        seen = json.loads(HINTS_STATE.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(seen, dict):
+        return {}
+    return {k: v for k, v in seen.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
+
+
+def cmd_reset(args):
+    """Put back the kata's stub (as the repository first had it), keeping the learner's file in .kata/."""
+    kata = curriculum.kata(args.name)
+    path = curriculum.STUBS / kata.file
+    rel = f"katas/{kata.file}"
+    git = ["git", "-C", str(curriculum.ROOT)]
+    try:
+        first = subprocess.run(git + ["log", "--diff-filter=A", "--format=%H", "--", rel],
+                               capture_output=True, text=True, check=True).stdout.split()
+        stub = subprocess.run(git + ["show", f"{first[-1]}:{rel}"], capture_output=True, check=True).stdout
+    except (OSError, IndexError, subprocess.CalledProcessError):
+        raise UsageError(f"kata reset takes the stub from the repository's git history, and {curriculum.ROOT} has "
+                         f"none for {rel}; copy the stub from the assignment's template instead") from None
+    if path.exists() and path.read_bytes() == stub:
+        print(f"{rel} is already the stub.")
+        return
+    if path.exists():
+        kept = HINTS_STATE.parent / "reset" / f"{kata.name}-{time.strftime('%Y%m%d-%H%M%S')}.py"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, kept)
+        print(f"Your {rel} is kept as {kept}.")
+    path.write_bytes(stub)
+    print(f"{rel} is the stub again: `kata check {kata.name}` starts from zero.")
+
+
+def _watched(name: str, solutions) -> list:
+    """The kata's file and those of the katas its checks build on."""
+    from graders import harness
+
+    uses = {dep for case in harness.kata_cases(name) for dep in case.uses} - {name}
+    folder = solutions or curriculum.STUBS
+    return [folder / curriculum.kata(n).file for n in [name, *sorted(uses)]]
+
+
+def _stamps(paths: list) -> tuple:
+    return tuple(p.stat().st_mtime_ns if p.exists() else None for p in paths)
 
 
 def cmd_watch(args):
@@ -162,14 +213,17 @@ def cmd_watch(args):
         if name is None:
             print("Every kata passes. Well done!")
             return
-    path = (args.solutions or curriculum.STUBS) / curriculum.kata(name).file
-    print(f"Watching {path}; save it to re-run its checks, Ctrl-C to stop.")
+    paths = _watched(name, args.solutions)
+    print(f"Watching {', '.join(str(p) for p in paths)}; save to re-run the checks of {name}, Ctrl-C to stop.")
     last = None
     try:
         while True:
-            stamp = path.stat().st_mtime if path.exists() else None
-            if stamp != last:
-                last = stamp
+            stamps = _stamps(paths)
+            if stamps != last:
+                time.sleep(0.3)  # an editor's save can come as several writes: wait until they settle
+                if _stamps(paths) != stamps:
+                    continue
+                last = stamps
                 print(f"\n--- {time.strftime('%H:%M:%S')} ---")
                 print_checks(_grade(args, [name])["katas"][0])
             time.sleep(0.5)
@@ -197,6 +251,8 @@ def parser() -> argparse.ArgumentParser:
     c = command("hint", cmd_hint, "the next hint for a kata", grades=False)
     c.add_argument("name")
     c.add_argument("--all", action="store_true", help="every hint at once")
+    c = command("reset", cmd_reset, "put back a kata's stub, keeping your file under .kata/reset/", grades=False)
+    c.add_argument("name")
     c = command("watch", cmd_watch, "re-run a kata's checks each time its file is saved")
     c.add_argument("name", nargs="?", help="default: the first kata not yet passing")
     c = command("grade", cmd_grade, "the full score")
@@ -274,6 +330,12 @@ def main(argv=None) -> int:
         return 2
     except BrokenPipeError:
         pass
+    except OSError as e:
+        if e.filename is None:
+            print(f"kata: internal error, please report it: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+        print(f"kata: {e.filename}: {e.strerror}; check that path and its permissions, then run again", file=sys.stderr)
+        return 2
     except Exception as e:
         print(f"kata: internal error, please report it: {type(e).__name__}: {e}", file=sys.stderr)
         return 1

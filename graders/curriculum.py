@@ -3,6 +3,7 @@
 These two files are the only places that list the katas; everything else reads them here.
 """
 
+import difflib
 import importlib.util
 import os
 import sys
@@ -103,8 +104,10 @@ def kata(name: str) -> Kata:
     for k in katas():
         if k.name == name:
             return k
-    known = ", ".join(k.name for k in katas())
-    raise UsageError(f"no kata named {name!r}; the katas are: {known}")
+    known = [k.name for k in katas()]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise UsageError(f"no kata named {name!r}; {hint}the katas are: {', '.join(known)}")
 
 
 @cache

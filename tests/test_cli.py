@@ -18,6 +18,8 @@ def kata(*args, env=None):
 
 @pytest.mark.parametrize("args, phrase", [
     (["check", "no_such_kata"], "no kata named 'no_such_kata'; the katas are: attention"),
+    (["check", "atention"], "no kata named 'atention'; did you mean 'attention'?"),
+    (["reset"], "the following arguments are required: name"),
     (["grade", "--kata", "attention", "nope"], "no kata named 'nope'"),
     (["grade", "--solutions", "/no/such/folder"], "--solutions /no/such/folder: no such folder"),
     (["grade", "--format", "xml"], "invalid choice: 'xml'"),
@@ -84,6 +86,37 @@ def test_hints_come_one_at_a_time(tmp_path):
     assert all(h in everything for h in hints)
 
 
+def test_a_damaged_hint_record_starts_over(tmp_path):
+    import os
+
+    (tmp_path / "hints.json").write_text("{not json")
+    result = kata("hint", "attention", env={**os.environ, "KATA_STATE": str(tmp_path)})
+    assert result.returncode == 0 and result.stdout.startswith("Hint 1/")
+    assert json.loads((tmp_path / "hints.json").read_text()) == {"attention": 1}
+
+
+def test_reset_puts_back_the_stub_and_keeps_the_learners_file(tmp_path):
+    import os
+    import shutil
+
+    repo = tmp_path / "repo"
+    for folder in ("katas", "graders"):
+        shutil.copytree(curriculum.ROOT / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "template"], check=True)
+    stub = (repo / "katas" / "attention.py").read_text()
+    (repo / "katas" / "attention.py").write_text("# my work\n")
+    env = {**os.environ, "PYTHONPATH": str(repo), "KATA_STATE": str(repo / ".kata")}
+    result = subprocess.run([sys.executable, "-m", "graders.cli", "reset", "attention"], cwd=repo, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (repo / "katas" / "attention.py").read_text() == stub
+    kept = list((repo / ".kata" / "reset").glob("attention-*.py"))
+    assert [p.read_text() for p in kept] == ["# my work\n"]
+
+
 @pytest.mark.timeout(120)  # a watch that never prints the expected line must not hang the suite
 def test_watch_reruns_the_checks_when_the_file_is_saved(tmp_path):
     import time
@@ -105,3 +138,9 @@ def test_watch_reruns_the_checks_when_the_file_is_saved(tmp_path):
     finally:
         watch.kill()
     assert lines[0].startswith(f"Watching {path}")
+
+
+def test_watch_also_watches_the_katas_a_kata_builds_on(tmp_path):
+    from graders import cli
+
+    assert cli._watched("causal_mask", tmp_path) == [tmp_path / "causal_mask.py", tmp_path / "attention.py"]
