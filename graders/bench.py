@@ -17,6 +17,7 @@ import os
 import select
 import signal
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,10 +70,18 @@ TOKENS, TOKENS_QUICK = (64, 128, 256, 512), (64, 128)
 
 
 def _decode(kata, layer, x):
-    """Token after token, each step projecting only the new one and attending over the cache."""
+    """Token after token, each step projecting only the new one and attending over the cache; the cache."""
     cache = kata.KVCache()
     for t in range(x.shape[1]):
         layer(x[:, t:t + 1], cache)
+    return cache
+
+
+def _cache_kib(cache) -> float:
+    """The memory the cache holds: every tensor among its attributes (keys and values, however named)."""
+    tensors = [v for v in vars(cache).values() if isinstance(v, torch.Tensor)]
+    tensors += [t for v in vars(cache).values() if isinstance(v, (list, tuple)) for t in v if isinstance(t, torch.Tensor)]
+    return sum(t.numel() * t.element_size() for t in tensors) / 1024
 
 
 def _recompute(layer, x):
@@ -96,7 +105,7 @@ def kv_cache_rows(kata, ref, device: str, quick: bool):
     for T in TOKENS_QUICK if quick else TOKENS:
         with_cache = _ms(lambda: _decode(kata, layer, x[:, :T]), device)
         without = _ms(lambda: _recompute(layer, x[:, :T]), device)
-        yield [T, with_cache, without, without / with_cache]
+        yield [T, with_cache, without, without / with_cache, _cache_kib(_decode(kata, layer, x[:, :T]))]
 
 
 def kv_cache_plot(ax, results: dict):
@@ -143,6 +152,28 @@ def quantization_plot(ax, results: dict):
     ax.set(xlabel="layer (out x in)", ylabel="state_dict (KiB)", yscale="log", title="Weight memory, float32 vs int8")
 
 
+def kv_cache_note(results: dict) -> str:
+    lines = ["Without the cache, step t projects all t tokens again and scores t x t pairs: T steps cost O(T^2 d^2 + T^3 d).",
+             "With it, step t projects one token and scores 1 x t: O(T d^2 + T^2 d), and the speed-up grows with T.",
+             "The price is memory: the cache holds every position's keys and values, 2 x T x d_model numbers per layer."]
+    yours, ref = results.get("yours"), results["reference"]
+    if yours and len(yours) == len(ref) and yours[-1][3] < ref[-1][3] / 2:
+        lines.append(f"Your cache speeds generation up {yours[-1][3]:.1f}x at {yours[-1][0]} tokens, the reference's "
+                     f"{ref[-1][3]:.1f}x: does each step still project or score more than the new token?")
+    return "\n".join(lines)
+
+
+def quantization_note(results: dict) -> str:
+    rows = results.get("yours") or results["reference"]
+    ratio = max(r[3] for r in rows)
+    error = max(r[5] for r in rows)
+    slower = all(r[7] > r[6] for r in rows)
+    speed = ("This Int8Linear dequantises its weight at every call, so it is slower here; real int8 kernels multiply\n"
+             "the codes directly." if slower else "Its speed against the float layer depends on the kernels underneath.")
+    return (f"int8 keeps {ratio:.0%} of the float layer's bytes (or less) for a relative error of at most {error:.1e}.\n"
+            + speed)
+
+
 # ---------------------------------------------------------------------------------------- the benches
 
 
@@ -151,7 +182,7 @@ class Bench:
     about: str  # the lines above the table
     columns: tuple  # (title, format) for each value of a row
     rows: Callable  # rows(kata, ref, device, quick): yields one row (a list of values) at a time
-    note: str  # the line under the table
+    note: Callable  # note(results): the lines under the table, from what was measured
     plot: Callable  # plot(ax, {"yours": rows, "reference": rows})
 
 
@@ -160,10 +191,10 @@ BENCHES = {
         about=f"Generating T tokens one at a time with CachedCausalSelfAttention (d_model {D_MODEL}, {HEADS} heads, "
               f"batch 1):\nwith the KVCache, and by recomputing the causal forward over all tokens at each step. "
               f"Median of up to {REPS} runs, one CPU thread.",
-        columns=(("tokens", "{:d}"), ("with cache (ms)", "{:.1f}"), ("without (ms)", "{:.1f}"), ("speed-up", "{:.1f}x")),
+        columns=(("tokens", "{:d}"), ("with cache (ms)", "{:.1f}"), ("without (ms)", "{:.1f}"), ("speed-up", "{:.1f}x"),
+                 ("cache (KiB)", "{:.0f}")),
         rows=kv_cache_rows,
-        note="Without the cache, step t projects all t tokens again and scores t x t pairs: T steps cost O(T^2 d^2 + T^3 d).\n"
-             "With it, step t projects one token and scores 1 x t: O(T d^2 + T^2 d), and the speed-up grows with T.",
+        note=kv_cache_note,
         plot=kv_cache_plot,
     ),
     "quantization": Bench(
@@ -172,8 +203,7 @@ BENCHES = {
         columns=(("layer", "{}"), ("float (KiB)", "{:.0f}"), ("int8 (KiB)", "{:.0f}"), ("int8/float", "{:.3f}"),
                  ("max abs error", "{:.2e}"), ("rel error", "{:.2e}"), ("float (ms)", "{:.2f}"), ("int8 (ms)", "{:.2f}")),
         rows=quantization_rows,
-        note="int8 keeps about a quarter of the bytes for an error well under 1%. This Int8Linear dequantises its\n"
-             "weight at every call, so it is slower here; real int8 kernels multiply the codes directly.",
+        note=quantization_note,
         plot=quantization_plot,
     ),
 }
@@ -271,7 +301,7 @@ def _plot(name: str, bench: Bench, results: dict):
     try:
         import matplotlib
     except ImportError:
-        print("Install matplotlib (pip install matplotlib) to get these numbers as a plot too.")
+        print(f"Install matplotlib ({sys.executable} -m pip install matplotlib) to get these numbers as a plot too.")
         return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -316,5 +346,5 @@ def run(name: str, solutions: str | None = None, device: str = "cpu", quick: boo
     results = {who: rows for who, rows in results.items() if rows}
 
     print("\n".join(_table(bench, results)))
-    print("\n" + bench.note)
+    print("\n" + bench.note(results))
     _plot(name, bench, results)

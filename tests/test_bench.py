@@ -172,3 +172,17 @@ def test_plot_is_written_to_the_current_folder(tmp_path, capsys):
     assert code == 0, err
     assert (tmp_path / "bench_quantization.png").stat().st_size > 0
     assert f"Plot: {tmp_path / 'bench_quantization.png'}" in out
+
+
+def test_notes_follow_what_was_measured():
+    ref = [[64, 1.0, 4.0, 4.0, 128.0], [512, 2.0, 100.0, 50.0, 1024.0]]
+    slow = [[64, 3.0, 4.0, 1.3, 128.0], [512, 40.0, 100.0, 2.5, 1024.0]]
+    assert "Your cache speeds generation up 2.5x at 512 tokens, the reference's 50.0x" in bench.kv_cache_note(
+        {"yours": slow, "reference": ref})
+    assert "Your cache" not in bench.kv_cache_note({"yours": ref, "reference": ref})
+    assert "memory" in bench.kv_cache_note({"reference": ref})
+    rows = [["256x256", 257.0, 65.0, 0.253, 1e-2, 4e-3, 0.1, 0.3]]
+    note = bench.quantization_note({"reference": rows})
+    assert "int8 keeps 25% of the float layer's bytes" in note and "4.0e-03" in note and "slower here" in note
+    faster = [["256x256", 257.0, 65.0, 0.253, 1e-2, 4e-3, 0.3, 0.1]]
+    assert "slower" not in bench.quantization_note({"reference": faster})
