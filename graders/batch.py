@@ -139,8 +139,18 @@ def find_learners(submissions: Path, reports: Path, names: list, shard=None) -> 
                if not folder.name.startswith(".") and folder.is_dir() and folder.resolve() not in skip]
     if not folders:
         raise UsageError(f"{submissions} holds no learner folders; give the folder that holds one folder per learner")
-    return [_collect(Learner(folder.name, folder), names) for folder in folders
+    return [_collect_or_flag(Learner(folder.name, folder), names) for folder in folders
             if shard is None or in_shard(folder.name, shard)]
+
+
+def _collect_or_flag(learner: Learner, names: list) -> Learner:
+    """A folder that cannot be read costs its learner, with a flag, never the batch."""
+    try:
+        return _collect(learner, names)
+    except OSError as e:
+        learner.files.clear()
+        learner.notes.append(f"unreadable: {e.strerror}")
+        return learner
 
 
 def _collect(learner: Learner, names: list) -> Learner:

@@ -469,3 +469,15 @@ def test_uncommitted_graders_are_found(tmp_path):
     (tmp_path / "graders" / "config.toml").write_text("seed = 2\n")
     assert batch.modified_graders(tmp_path) == ["graders/config.toml"]
     assert batch.modified_graders(tmp_path / "graders") == []  # not a checkout: nothing to compare with
+
+
+def test_an_unreadable_learner_folder_is_flagged(tmp_path, monkeypatch):
+    learner = batch.Learner("locked", tmp_path)
+    (tmp_path / "katas").mkdir()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(batch, "_collect", refuse)
+    flagged = batch._collect_or_flag(learner, ["attention"])
+    assert flagged.files == {} and flagged.notes == ["unreadable: Permission denied"]
