@@ -19,6 +19,28 @@ def hidden_sizes(g):
     return q_len, q_len + 3 + (g.seed // 5) % 6
 
 
+# A device no machine has. Asked for it, a mask must fail to be made, as torch's own factories fail;
+# and while it is torch's default device, code that makes its tensors on q's device runs as before.
+# (The "meta" device would tell too, but its first use imports about a second of torch.)
+MISSING = "cuda:99"
+
+
+def mask_on_missing_device(m):
+    try:
+        mask = m.causal_mask(3, 5, device=MISSING)
+    except NotImplementedError:
+        raise
+    except Exception:
+        return "could not be made there"
+    return f"was made on {mask.device}" if isinstance(mask, torch.Tensor) else f"is a {type(mask).__name__}"
+
+
+def compare_missing_device(actual, expected, like, tol, where):
+    if actual == like:
+        return None
+    return f'the mask {actual}, but this machine has no device "{MISSING}": pass device= on to the tensors you make'
+
+
 BAD_CALLS = [((0,), "q_len"), ((-3, 2), "q_len"), ((0, 4), "q_len"), ((4, 2), "kv_len"), ((3, 0), "kv_len")]
 
 
@@ -61,6 +83,16 @@ def attention_case(name, inputs, **kw):
     return Case(name, "causal_attention", inputs, uses=("attention",), **kw)
 
 
+def hidden_attention(g):
+    L = int(g.randint(1, 7))
+    return attention_inputs(2, 2, L=L, S=L + int(g.randint(0, 9)), E=12, Ev=6)(g)
+
+
+def attention_under_missing_default_device(m, q, k, v):
+    with torch.device(MISSING):
+        return m.causal_attention(q, k, v)
+
+
 def future_change(m, q, k, v):
     """For each position p of a query: how much the outputs of the queries at or before p move when
     only the keys and values after p change. Causality means: not at all."""
@@ -83,6 +115,8 @@ test_case = cases([
     Case("mask_one_query", "causal_mask", sizes(1, 6), what="causal_mask(1, 6), one decoding step after five cached tokens"),
     Case("mask_device", lambda m, x: m.causal_mask(3, 5, device=x.device), lambda g: (g.randn(1),),
          what="causal_mask(3, 5, device=...) on the grading device"),
+    Case("mask_missing_device", mask_on_missing_device, lambda g: (), compare=compare_missing_device,
+         what=f'causal_mask(3, 5, device="{MISSING}"), a device this machine does not have'),
     Case("value_error_q_len_zero", "causal_mask", sizes(0)),
     Case("value_error_q_len_negative", "causal_mask", sizes(-2, 3)),
     Case("value_error_kv_len_short", "causal_mask", sizes(5, 3)),
@@ -98,7 +132,10 @@ test_case = cases([
                    what="causal_attention in float64 with L = 3, S = 5"),
     Case("attention_future_invariant", future_change, attention_inputs(2, L=4, S=8), uses=("attention",),
          what="the change of the earlier queries' outputs when only later tokens' keys and values change (must be 0)"),
+    Case("attention_default_device_elsewhere", attention_under_missing_default_device, attention_inputs(2, L=3, S=5),
+         uses=("attention",),
+         what=f'causal_attention on the CPU while torch\'s default device is "{MISSING}", which this machine does '
+              f"not have: the mask must be made on q's device"),
     Case("mask_hidden", "causal_mask", hidden_sizes, hidden=True),
-    attention_case("attention_hidden", attention_inputs(2, 2, L=5, S=11, E=12, Ev=6), hidden=True,
-                   what="causal_attention with L = 5 queries over S = 11 keys"),
+    attention_case("attention_hidden", hidden_attention, hidden=True),
 ])

@@ -114,7 +114,21 @@ def _assert_checks(q_len, kv_len=None, *, device=None):
     return _ones(q_len, kv_len, device).tril(diagonal=kv_len - q_len)
 
 
+def _ignores_device(q_len, kv_len=None, *, device=None):
+    return causal_mask(q_len, kv_len)  # on the default device, wherever the caller asked for it
+
+
+def _attention_on_default_device_mask(q, k, v):
+    # A learner's causal_attention passes device=q.device to their own causal_mask, which drops it.
+    return scaled_dot_product_attention(q, k, v, _ignores_device(q.shape[-2], k.shape[-2], device=q.device))
+
+
 # --- mistakes in causal_attention (causal_mask itself is right) --------------------------
+
+
+def _attention_default_device(q, k, v):
+    return scaled_dot_product_attention(q, k, v, causal_mask(q.shape[-2], k.shape[-2]))  # no device=q.device
+
 
 
 def _attention_top_left(q, k, v):
@@ -211,6 +225,12 @@ MISTAKES = [
         causal_mask=_assert_checks,
     ),
     mistake(
+        "mask_ignores_device",
+        "causal_mask ignores device= and builds the mask on the default device",
+        causal_mask=_ignores_device,
+        causal_attention=_attention_on_default_device_mask,
+    ),
+    mistake(
         "attention_top_left_mask",
         "causal_attention builds a top-left aligned mask (tril() on (L, S)) instead of using causal_mask(L, S)",
         causal_attention=_attention_top_left,
@@ -230,6 +250,11 @@ MISTAKES = [
         "causal_attention builds causal_mask(L) without kv_len, a square mask that does not fit "
         "the (L, S) scores when there are more keys than queries",
         causal_attention=_attention_square_mask,
+    ),
+    mistake(
+        "attention_mask_on_default_device",
+        "causal_attention builds the mask without device=q.device, so it is on the default device, not q's",
+        causal_attention=_attention_default_device,
     ),
 ]
 
