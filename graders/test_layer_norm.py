@@ -29,6 +29,13 @@ def with_constant_rows(g):
     return x, w, b
 
 
+def with_eps(make):
+    """Adds an eps drawn from the seed, between 1e-6 and 1e-3, to the inputs."""
+    def inputs(g):
+        return (*make(g), 10 ** -(3 + 3 * float(g.rand(1))))
+    return inputs
+
+
 def with_upstream(make):
     """Adds a random upstream gradient, shaped like x, to the inputs."""
     def inputs(g):
@@ -69,8 +76,8 @@ def module_parameters(m):
     return params, tuple(sorted(layer.state_dict()))
 
 
-def _learner_layer(m, weight, bias, eps=1e-5):
-    layer = m.LayerNorm(tuple(weight.shape), eps=eps).to(device=weight.device, dtype=weight.dtype)
+def _learner_layer(m, weight, bias, **eps):
+    layer = m.LayerNorm(tuple(weight.shape), **eps).to(device=weight.device, dtype=weight.dtype)
     with torch.no_grad():
         layer.weight.copy_(weight)
         layer.bias.copy_(bias)
@@ -78,7 +85,7 @@ def _learner_layer(m, weight, bias, eps=1e-5):
 
 
 def module_forward(m, x, weight, bias, upstream):
-    layer = _learner_layer(m, weight, bias)
+    layer = _learner_layer(m, weight, bias, eps=1e-5)
     y = layer(x)
     (y * upstream).sum().backward()
     grad = lambda p: torch.zeros_like(p) if p.grad is None else p.grad
@@ -88,6 +95,10 @@ def module_forward(m, x, weight, bias, upstream):
 def module_eps(m, x, weight, bias):
     layer = _learner_layer(m, weight, bias, eps=1e-2)
     return layer(x), layer.eps
+
+
+def module_default_eps(m, x, weight, bias):
+    return _learner_layer(m, weight, bias)(x)  # eps left at LayerNorm's default
 
 
 def module_state_dict(m, x, weight, bias):
@@ -139,11 +150,14 @@ test_case = cases([
               "sum(y * g) w.r.t. weight and bias"),
     Case("LayerNorm_eps", module_eps, ln_inputs(4, scale=1e-2),
          what="(LayerNorm(8, eps=1e-2)(x), its eps) for x whose std is about 1e-2"),
+    Case("LayerNorm_default_eps", module_default_eps, ln_inputs(4, scale=3e-3, shift=0.01),
+         what="LayerNorm(8) with its default eps and random weight and bias, on x whose std is about 3e-3 "
+              "(var about eps)"),
     Case("LayerNorm_state_dict", module_state_dict, ln_inputs(2, shape=(3, 4)),
          what="a torch.nn.LayerNorm's state_dict loaded into your LayerNorm((3, 4)) (its output on x) and "
               "yours loaded back into a torch.nn.LayerNorm (its weight and bias)"),
-    Case("layer_norm_hidden", "layer_norm", ln_inputs(3, shape=(2, 5), scale=3e-3, shift=-0.01), hidden=True),
+    Case("layer_norm_hidden", "layer_norm", with_eps(ln_inputs(3, shape=(2, 5), scale=3e-3, shift=-0.01)), hidden=True),
     Case("layer_norm_grads_hidden", ln_grads, tol="grads", inputs=with_upstream(ln_inputs(2, 2, shape=(6,), scale=0.1)), hidden=True,
          what=GRADS.format("layer_norm(x, weight, bias)")),
-    Case("rms_norm_hidden", "rms_norm", rms_inputs(2, shape=(3, 4), scale=2e-3, shift=1e-3), hidden=True),
+    Case("rms_norm_hidden", "rms_norm", with_eps(rms_inputs(2, shape=(3, 4), scale=2e-3, shift=1e-3)), hidden=True),
 ])

@@ -145,6 +145,11 @@ class _LayerNormBiasNotParameter(LayerNorm):
         self.bias = torch.zeros(self.normalized_shape)  # a plain tensor: not a parameter, not in state_dict
 
 
+class _LayerNormDefaultEps(LayerNorm):
+    def __init__(self, normalized_shape, eps=1e-6):  # RMSNorm's default, not LayerNorm's
+        super().__init__(normalized_shape, eps)
+
+
 class _LayerNormIgnoresEps(LayerNorm):
     def forward(self, x):
         return layer_norm(x, self.weight, self.bias)  # always the default eps
@@ -238,6 +243,11 @@ MISTAKES = [
         "LayerNorm's bias is a plain tensor, not an nn.Parameter, "
         "so it is never trained and is missing from the state_dict",
         LayerNorm=_LayerNormBiasNotParameter,
+    ),
+    mistake(
+        "layernorm_default_eps",
+        "LayerNorm's eps defaults to 1e-6 (RMSNorm's default) instead of 1e-5",
+        LayerNorm=_LayerNormDefaultEps,
     ),
     mistake(
         "layernorm_ignores_eps",
