@@ -4,11 +4,18 @@ export-template DIR: the repository learners get. Stubs, public graders, the har
   workflow and a learner README. No reference solutions and no catalogue: the public checks compare
   against snapshots, the reference's outcomes recorded on the checks' fixed inputs. Hidden checks,
   their tolerances and the instructor's seed stay here.
-export-gradescope DIR: the autograder's files (setup.sh, run_autograder and this repository) that
-  grade /autograder/submission the same way `kata grade` does, hidden checks included.
+export-gradescope DIR: the autograder's files (setup.sh, run_autograder and the packages that grade)
+  that grade /autograder/submission the same way `kata grade` does, hidden checks included.
+
+Both write into a temporary folder beside DIR and move it into place at the end, so that a failed
+export leaves nothing behind.
 """
 
+import contextlib
+import os
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -16,22 +23,43 @@ import torch
 from graders import curriculum, harness
 from graders.curriculum import ROOT, UsageError
 
-STUDENT = ROOT / "graders" / "student"
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+STUDENT = curriculum.GRADERS / "student"
 
 # What the template shares with this repository, besides each kata's stub and grader.
 SHARED = [
     ".gitignore", "pyproject.toml", "scripts/kata", "scripts/_venv.sh", "katas/__init__.py", "katas/curriculum.toml",
     "graders/__init__.py", "graders/cli.py", "graders/conftest.py", "graders/plugin.py", "graders/curriculum.py", "graders/formats.py",
-    "graders/harness.py", "graders/runner.py",
+    "graders/harness.py", "graders/runner.py", "graders/sandbox.py",
 ]
 
+# What Gradescope's autograder needs besides its two entry points: what `pip install` of this repository
+# installs, and the files its build reads.
+PACKAGES = ["graders", "katas", "reference"]
+BUILD_FILES = ["pyproject.toml", "README.md"]
 
-def _empty_folder(path: str) -> Path:
-    folder = Path(path)
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise UsageError(f"{folder} already exists and is not an empty folder; name a new one")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+
+@contextlib.contextmanager
+def _writing(path) -> Path:
+    """A fresh folder to fill, moved to path (which must not exist or be an empty folder) at the end."""
+    target = Path(path)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise UsageError(f"{target} already exists and is not an empty folder; name a new one")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        work.chmod(0o777 & ~umask)  # as a plain mkdir would have made it
+        yield work
+        work.replace(target)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 def _copy(rel: str, out: Path):
@@ -39,29 +67,30 @@ def _copy(rel: str, out: Path):
     shutil.copy2(ROOT / rel, out / rel)
 
 
-def export_template(path: str, with_hidden: bool = False) -> Path:
+def export_template(path, with_hidden: bool = False) -> Path:
     """with_hidden: also record the hidden checks (under the instructor's seed), for the private copy
     a course's workflow can check out to grade hidden checks in CI."""
-    out = _empty_folder(path)
-    katas = curriculum.katas()
-    for rel in SHARED + [f"katas/{k.name}.py" for k in katas] + [f"graders/test_{k.name}.py" for k in katas]:
-        _copy(rel, out)
-    (out / "graders" / "snapshots").mkdir()
-    recorded = {}
-    for kata in katas:
-        snapshots = harness.record_snapshots(kata.name, with_hidden)
-        torch.save(snapshots, out / "graders" / "snapshots" / f"{kata.name}.pt")
-        recorded[kata.name] = [c for c in harness.kata_cases(kata.name) if c.name in snapshots]
-    (out / "graders" / "config.toml").write_text(exported_config(recorded, with_hidden))
-    shutil.copy2(STUDENT / "README.md", out / "README.md")
-    workflow = out / ".github" / "workflows" / "classroom.yml"
-    workflow.parent.mkdir(parents=True)
-    workflow.write_text(classroom_workflow())
-    return out
+    with _writing(path) as out:
+        katas = curriculum.katas()
+        for rel in SHARED + [f"katas/{k.name}.py" for k in katas] + [f"graders/test_{k.name}.py" for k in katas]:
+            _copy(rel, out)
+        (out / "graders" / "snapshots").mkdir()
+        recorded = {}
+        for kata in katas:
+            snapshots = harness.record_snapshots(kata.name, with_hidden)
+            torch.save(snapshots, out / "graders" / "snapshots" / f"{kata.name}.pt")
+            recorded[kata.name] = [c for c in harness.kata_cases(kata.name) if c.name in snapshots]
+        (out / "graders" / "config.toml").write_text(exported_config(recorded, with_hidden))
+        shutil.copy2(STUDENT / "README.md", out / "README.md")
+        workflow = out / ".github" / "workflows" / "classroom.yml"
+        workflow.parent.mkdir(parents=True)
+        workflow.write_text(classroom_workflow())
+    return Path(path)
 
 
 def exported_config(recorded: dict, with_hidden: bool) -> str:
-    """The instructor's config cut down to the recorded checks; the seed only goes with hidden checks."""
+    """The config in use (KATA_CONFIG, KATA_SEED) cut down to the recorded checks; the seed only goes
+    with hidden checks."""
     s = curriculum.settings()
     lines = ["# The graders' settings for the checks recorded in graders/snapshots/."]
     if with_hidden:
@@ -98,11 +127,25 @@ def classroom_workflow() -> str:
     return template.replace("@STEPS@\n", steps).replace("@ENV@", env).replace("@RUNNERS@", runners)
 
 
-def export_gradescope(path: str) -> Path:
-    """The zip's contents: this repository (hidden checks and all) plus Gradescope's two entry points."""
-    out = _empty_folder(path)
-    ignore = shutil.ignore_patterns(".git", ".venv", ".kata", "__pycache__", "*.egg-info", ".ci")
-    shutil.copytree(ROOT, out, ignore=ignore, dirs_exist_ok=True)
-    for name in ("setup.sh", "run_autograder"):
-        shutil.copy2(STUDENT / name, out / name)
-    return out
+def _package_files() -> list:
+    """The files `pip install` of this repository installs: the packages' modules and their package data."""
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    files = []
+    for package in PACKAGES:
+        folder = ROOT / package
+        files += [p for p in folder.rglob("*.py") if "__pycache__" not in p.parts]
+        files += [p for pattern in data.get(package, ()) for p in folder.glob(pattern) if p.is_file()]
+    return sorted({p.relative_to(ROOT).as_posix() for p in files})
+
+
+def export_gradescope(path) -> Path:
+    """The zip's contents: the packages that grade (hidden checks and all) under the config in use,
+    plus Gradescope's two entry points."""
+    with _writing(path) as out:
+        for rel in BUILD_FILES + _package_files():
+            _copy(rel, out)
+        cases = {k.name: harness.kata_cases(k.name) for k in curriculum.katas()}
+        (out / "graders" / "config.toml").write_text(exported_config(cases, with_hidden=True))
+        for name in ("setup.sh", "run_autograder"):
+            shutil.copy2(STUDENT / name, out / name)
+    return Path(path)

