@@ -81,16 +81,16 @@ def affine_roundtrip_ok(m, x, dim, bits):
     return bool((err <= scale * 0.5 * (1 + 1e-5)).all())
 
 
-def linear(in_features, out_features, bias=True):
+def linear(in_features, out_features, bias=True, dtype=torch.float32):
     """A Linear whose rows have very different magnitudes (as trained weights do), and an input."""
     def make(g):
-        layer = nn.Linear(in_features, out_features, bias=bias)
+        layer = nn.Linear(in_features, out_features, bias=bias, dtype=dtype)
         with torch.no_grad():
             rows = g.rand(out_features, 1) * 4 + 0.1
             layer.weight.copy_(g.randn(out_features, in_features) * rows / in_features**0.5)
             if bias:
                 layer.bias.copy_(g.randn(out_features, scale=0.1))
-        return (layer, g.randn(5, in_features))
+        return (layer, g.randn(5, in_features, dtype=dtype))
     return make
 
 
@@ -234,6 +234,8 @@ test_case = cases([
                 what="quantize_affine(x in (-2, -1]): the range is widened to hold 0"),
     affine_case("affine_zero_slices", lambda g: (with_zero_slices(g),), dim=0,
                 what="quantize_affine(x (6, 40) with an all-zero row, dim=0)"),
+    affine_case("affine_float64_input", lambda g: (g.randn(8, 32, shift=0.5, dtype=f64),), dim=0, bits=6,
+                what="quantize_affine(float64 x (8, 32), dim=0, bits=6): float32 arithmetic and a float32 scale"),
     Case("affine_roundtrip_error", affine_roundtrip_ok, lambda g: (g.randn(12, 40, shift=0.3), 1, 6), upcast=False,
          what="|dequantize_affine(quantize_affine(x, dim=1, bits=6)) - x| <= scale / 2 for every entry"),
     Case("affine_roundtrip_values", lambda m, x: m.dequantize_affine(*m.quantize_affine(x, dim=0)),
@@ -251,6 +253,8 @@ test_case = cases([
          what="Int8Linear.from_float(Linear(64, 24)): (weight_q, weight_scale, bias)"),
     Case("int8_linear_no_bias", int8_buffers, linear(32, 8, bias=False), upcast=False, compare=codes, tol="codes",
          what="Int8Linear.from_float(Linear(32, 8, bias=False)): (weight_q, weight_scale, bias)"),
+    Case("int8_linear_float64", int8_buffers, linear(32, 8, dtype=f64), upcast=False, compare=codes, tol="codes",
+         what="Int8Linear.from_float(a float64 Linear(32, 8)): (weight_q, weight_scale, bias), all but the codes float32"),
     Case("int8_linear_state_dict", int8_state_dict_keys, linear(64, 24), upcast=False,
          what="the state_dict keys of Int8Linear.from_float(Linear(64, 24))"),
     Case("int8_linear_forward", int8_forward, linear(64, 24), upcast=False,

@@ -66,7 +66,7 @@ contract, not torch.ao. Example (bits 8): x = [-51, 204, 2.5] has scale 1.0 and 
 Int8Linear
 ----------
 Weight-only int8: store W as int8 codes with a per-output-channel scale (out, 1), keep the bias in
-float, and dequantise on the fly:
+float32, and dequantise on the fly:
 
     y = x @ (weight_q * weight_scale).T + bias          x (..., in) -> y (..., out)
 
@@ -131,7 +131,7 @@ class Int8Linear(nn.Module):
     Buffers (saved in the state_dict, moved by .to(), not trained):
         weight_q:     torch.int8 (out, in)
         weight_scale: torch.float32 (out, 1)
-        bias:         float (out,), or None
+        bias:         torch.float32 (out,), or None
     """
 
     def __init__(self, weight_q: Tensor, weight_scale: Tensor, bias: Tensor | None = None):
@@ -142,7 +142,7 @@ class Int8Linear(nn.Module):
 
     @classmethod
     def from_float(cls, linear: nn.Linear) -> "Int8Linear":
-        """Quantize linear.weight per output channel (symmetric, int8) and keep a float copy of its bias.
+        """Quantize linear.weight per output channel (symmetric, int8) and keep a float32 copy of its bias.
 
         Returns cls(weight_q, weight_scale, bias): a new module, independent of `linear`'s tensors
         and of its autograd graph (linear's parameters require grad; no buffer here may).

@@ -334,3 +334,24 @@ VARIANTS = [
         KVCache=_ChunkListCache,
     ),
 ]
+
+
+# Mutants of the reference that no check can fail (graders/mutate.py), and why.
+_FOUR_DIMS = "keys, values and queries are 4-D by contract, (B, H, T, D): dim 2 is dim -2"
+_SWAP = "transpose swaps two dims, in either order"
+EQUIVALENT = {
+    "KVCache.__init__:statement:3a84df67": "values is read only once keys is set, and the first update sets both",
+    "KVCache.update:constant:8494f554": _FOUR_DIMS,
+    "KVCache.update:constant:9147b23a": _FOUR_DIMS,
+    "KVCache.__len__:constant:520afb88": _FOUR_DIMS,
+    "CachedCausalSelfAttention.__init__:constant:73e78ffa": "a bias b on the keys adds the same q . b to every "
+                                                            "score of a query, which the softmax cancels",
+    "CachedCausalSelfAttention.forward:args:31552601": _SWAP,
+    "CachedCausalSelfAttention.forward:constant:65ecb249": "on the (B, T, H, D) view, dim -2 is dim 2",
+    "CachedCausalSelfAttention.forward:constant:e7261746": _FOUR_DIMS,
+    "CachedCausalSelfAttention.forward:constant:e75cebfb": _FOUR_DIMS,
+    "CachedCausalSelfAttention.forward:drop:fc25ad46": "the same on the CPU; on a GPU the mask stays on the CPU and "
+                                                       "the masked scores fail, which grading with --device cuda catches",
+    "CachedCausalSelfAttention.forward:args:03a2b18a": _SWAP,
+    "CachedCausalSelfAttention.forward:constant:5710d36d": "on the (B, H, T, D) output, dim -2 is dim 2",
+}

@@ -477,9 +477,12 @@ VARIANTS = [
 ]
 
 
-# Mutants of the reference that no check can fail (graders/mutate.py), and why.
+# Mutants of the reference that no check can fail (graders/mutate.py), and why. A base layer on the
+# meta device, which every machine has, would tell, but most arithmetic on meta tensors (a matmul,
+# x * 2, normal_) imports torch._dynamo, which a sandbox cannot.
+_DEVICE = ("the same on the CPU, the only device every machine has; on a GPU the {} would land on the CPU, "
+           "which grading with --device cuda catches")
 EQUIVALENT = {
-    "LoRALinear.merge:drop:47b86f08": "the same on the CPU, the only device every machine has; on a GPU the merged "
-                                      "layer would land on the CPU, which grading with --device cuda catches "
-                                      "(merge's matmul on the meta device would import torch._dynamo)",
+    "LoRALinear.__init__:drop:14f2959f": _DEVICE.format("adapters"),
+    "LoRALinear.merge:drop:47b86f08": _DEVICE.format("merged layer"),
 }

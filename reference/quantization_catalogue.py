@@ -50,14 +50,14 @@ def _reduces_over_dim(x: Tensor, dim: int | None = None) -> tuple[Tensor, Tensor
 
 def _affine_with(rounding=torch.round, zero_point_sign=-1, round_after_shift=False, include_zero=True,
                  guard=True, dtype=torch.uint8, qmax_of=lambda bits: 2**bits - 1, check_bits=True,
-                 cast_first=False):
+                 cast_first=False, cast=True):
     """quantize_affine with one ingredient swapped."""
 
     def quantize(x: Tensor, dim: int | None = None, bits: int = 8) -> tuple[Tensor, Tensor, Tensor]:
         if check_bits and not 2 <= bits <= 8:
             raise ValueError(f"bits must be in 2..8, got {bits}")
         qmin, qmax = 0, qmax_of(bits)
-        x = x.float()
+        x = x.float() if cast else x
         lo, hi = _per_slice(torch.amin, x, dim), _per_slice(torch.amax, x, dim)
         if include_zero:
             lo, hi = lo.clamp(max=0), hi.clamp(min=0)
@@ -149,8 +149,8 @@ MISTAKES = [
             **_own(_symmetric_with(dtype=None)),
             quantize_affine=_affine_with(dtype=None)),
     mistake("input_dtype_arithmetic", "the arithmetic is done in x's dtype instead of float32, so a "
-            "float64 input gives a float64 scale",
-            **_own(_symmetric_with(cast=False))),
+            "float64 input gives a float64 scale (in quantize_symmetric and quantize_affine)",
+            **_own(_symmetric_with(cast=False)), quantize_affine=_affine_with(cast=False)),
     mistake("affine_half_away_from_zero",
             "quantize_affine rounds ties half away from zero (2.5 -> 3) instead of half to even with "
             "torch.round (2.5 -> 2), in the codes and in the zero point",
@@ -290,3 +290,25 @@ VARIANTS = [
     variant("functional_linear", "Int8Linear calls F.linear on the dequantised weight",
             Int8Linear=_Int8LinearFLinear),
 ]
+
+
+# Mutants of the reference that no check can fail (graders/mutate.py), and why.
+_CLAMP_IDLE = ("|x| <= absmax, so |x / scale| <= 127 up to one ulp and rounds to at most 127: the "
+               "symmetric clamp never binds, wherever its bounds are")
+_INTEGER_BOUNDS = "qmin and qmax are integers, so rounding and clamping to them commute"
+EQUIVALENT = {
+    "quantize_symmetric:reorder:692205f5": _CLAMP_IDLE,
+    "quantize_symmetric:constant:966b972e": _CLAMP_IDLE,
+    "quantize_symmetric:constant:0c5b0758": _CLAMP_IDLE,
+    "quantize_symmetric:constant:d88411b7": _CLAMP_IDLE,
+    "quantize_symmetric:constant:9e699f34": _CLAMP_IDLE,
+    "dequantize_symmetric:drop:2f54c0aa": "int8 codes times the float32 scale promote to float32: the same product",
+    "quantize_affine:arith:d948a1ec": "qmin is 0, so qmax + qmin is qmax - qmin",
+    "quantize_affine:reorder:02db558c": "the rounded zero point is integral, so casting it to int64 before the "
+                                        "clamp gives the same integers",
+    "quantize_affine:reorder:8ed254a8": _INTEGER_BOUNDS,
+    "dequantize_affine:drop:8f5ef65d": "uint8 codes minus the int64 zero point are exact int64 differences, which the "
+                                       "float32 scale turns into the same float32 values",
+    "Int8Linear.forward:args:5e0ba0fe": "dequantize_symmetric(scale, q) is scale.float() * q, the same product as "
+                                        "q.float() * scale",
+}
