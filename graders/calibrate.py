@@ -4,9 +4,9 @@ For every check (every Case of graders/test_<kata>.py) this runs the reference, 
 variant and every catalogued mistake (reference/<kata>_catalogue.py) on many seeds, in float32 and
 float64, on the CPU and on CUDA when there is one, and reports for the check:
   * the largest error of a correct implementation (the reference and the variants),
-  * the smallest error of a mistake that the check catches,
+  * the smallest error on which the check fails a mistake (over the runs it fails),
   * the margin on each side, as a ratio: how many times the tolerance could shrink before a
-    correct implementation fails, and how many times it could grow before a caught mistake passes.
+    correct implementation fails, and how many times it could grow before a run it fails would pass.
 
 Trusted instructor code: the catalogue runs in this process, without the guards that graded
 learner code runs under (forbidden APIs are the business of tests/test_katas.py, not of tolerances).
@@ -43,8 +43,9 @@ CUDA. Where torch.cuda.is_available(), every run is repeated with the inputs on 
 Flags.
   * VARIANT FAILS: the reference or a variant fails the check on some run (any dtype, any device).
   * SLIPS: a mistake that the check catches on some run (in a dtype) passes it on another run in
-    that dtype. The per-check smallest mistake error is taken over these mistakes only: a check is
-    meant to catch some mistakes, not all of them.
+    that dtype. The per-check smallest mistake error is taken over these mistakes only (a check is
+    meant to catch some mistakes, not all of them), and over the runs the check fails: a run that
+    slips is told by this flag, and is often one where the mistake's output equals the reference's.
   * THIN: a margin below 10x.
   * ESCAPES (per kata): a mistake that passes every check of the kata for some seed #i (the checks
     as graded, in their given dtypes, all on seed #i) -- the grader would give it full marks.
@@ -66,6 +67,7 @@ from graders.harness import seed_for, to_device
 
 SEEDS = 20
 THIN = 10.0  # a margin below this many times the tolerance is flagged
+SAFE = 3.0  # --suggest proposes no tolerance that leaves less than this on either side
 _INF = math.inf
 _ANY_TOL = {"atol": _INF, "rtol": _INF}  # harness.compare with this only fails what no tolerance passes
 _FLOATS = (torch.float32, torch.float64)
@@ -269,23 +271,70 @@ class Row:
         words = [line.split(":")[0] for line in self.flag_lines()]
         return ", ".join(f"{w} x{words.count(w)}" if words.count(w) > 1 else w for w in dict.fromkeys(words))
 
-    def suggestion(self) -> dict | None:
-        """A tolerance half-way (geometrically) between the two bounds; None where there is none."""
-        if self.margins is None:
-            return None
+
+@dataclass
+class Suggestion:
+    """What --suggest proposes for one tolerance key of a kata: the config's value scaled by `scale` (atol
+    and rtol together, which divides every normalised error by it), judged over every check of the key."""
+
+    key: str
+    tol: dict  # the config's value now
+    checks: int  # the checks that use the key
+    measured: int  # those with margins: not exact, not verdict-only
+    variant: tuple | None = None  # (error, implementation, check, where): the worst over the measured checks
+    mistake: tuple | None = None  # (error, mistake, check, where): the smallest caught one; None: none caught
+    scale: float | None = None  # 1.0: keep the config's value; None: no value will do (or nothing measured)
+
+    def margins(self, scale: float = 1.0) -> tuple[float, float]:
+        """(variant side, mistake side) that the tolerance tol * scale leaves."""
         lo, hi = self.variant[0], (self.mistake[0] if self.mistake else _INF)
-        if lo >= hi:
-            return None  # no tolerance tells them apart
-        if lo > 0 and hi < _INF:
-            scale = math.sqrt(lo * hi)
-        elif hi < _INF:  # the variants are exact: stay 10x inside the mistakes
-            scale = min(1.0, hi / THIN)
-        elif lo > 0:  # no mistake to catch: stay 10x outside the variants
-            scale = max(1.0, lo * THIN)
-        else:
-            scale = 1.0
-        # one significant digit: a value to copy into the config, not a false precision
-        return {k: float(f"{v * scale:.1g}") if k in ("atol", "rtol") else v for k, v in self.tol.items()}
+        return (scale / lo if lo else _INF), hi / scale
+
+    @property
+    def value(self) -> dict:
+        return {k: v * self.scale if k in ("atol", "rtol") else v for k, v in self.tol.items()}
+
+
+def suggest_tolerances(rows: list) -> list[Suggestion]:
+    """One Suggestion per tolerance key of these rows (a kata's), in the order the checks first use them."""
+    by_key = {}
+    for r in rows:
+        by_key.setdefault(r.case.tol, []).append(r)
+    out = []
+    for key, rs in by_key.items():
+        measured = [r for r in rs if r.margins is not None]
+        s = Suggestion(key, rs[0].tol, len(rs), len(measured))
+        if measured:
+            worst = max(measured, key=lambda r: r.variant[0])
+            s.variant = (worst.variant[0], worst.variant[1], worst.case.name, worst.variant[2])
+            caught = [r for r in measured if r.mistake is not None]
+            if caught:
+                best = min(caught, key=lambda r: r.mistake[0])
+                s.mistake = (best.mistake[0], best.mistake[1], best.case.name, best.mistake[2])
+            s.scale = _scale(s)
+        out.append(s)
+    return out
+
+
+def _scale(s: Suggestion) -> float | None:
+    """1 where the config's value already leaves THIN on both sides; else the geometric middle of the two
+    bounds, to one significant digit (two where one would leave under SAFE); None where that leaves under SAFE."""
+    if min(s.margins()) >= THIN:
+        return 1.0
+    lo, hi = s.variant[0], (s.mistake[0] if s.mistake else _INF)
+    if lo == _INF or hi <= lo:
+        return None  # no tolerance passes every variant and fails the caught mistakes
+    if lo and hi < _INF:
+        middle = math.sqrt(lo * hi)
+    elif hi < _INF:  # the variants are exact
+        middle = hi / THIN
+    else:  # no mistake to catch
+        middle = lo * THIN
+    for digits in (1, 2):
+        scale = float(f"{middle:.{digits}g}")
+        if min(s.margins(scale)) >= SAFE:
+            return scale
+    return None
 
 
 @dataclass
@@ -388,7 +437,7 @@ def calibrate_case(kata: str, case: Case, tol: dict, reference, impls: dict, mis
             if all(r.passed for r in rs):
                 continue  # this check is not meant to catch this mistake in this dtype
             row.caught.add(name)
-            best = min(rs, key=lambda r: r.err)
+            best = min((r for r in rs if not r.passed), key=lambda r: r.err)
             if row.mistake is None or best.err < row.mistake[0]:
                 row.mistake = (best.err, name, _where(best.seed, mode, best.device))
             slipped = [r for r in rs if r.passed]
@@ -447,9 +496,7 @@ def _tol(tol: dict) -> str:
 
 def table(report: KataReport, suggest: bool = False) -> str:
     """The kata's calibration as a plain table, its flags in words below it."""
-    head = ["check", "tolerance (atol/rtol)", "runs", "worst variant", "best caught mistake", "margins var / mis"]
-    head += ["suggested tol"] if suggest else []
-    head += ["flags"]
+    head = ["check", "tolerance (atol/rtol)", "runs", "worst variant", "best caught mistake", "margins var / mis", "flags"]
     lines = []
     for r in report.rows:
         if r.margins is None:  # verdict only: say what passed, not how far
@@ -461,12 +508,8 @@ def table(report: KataReport, suggest: bool = False) -> str:
             mis = "-" if r.mistake is None else f"{_num(r.mistake[0])} {r.mistake[1]}"
             v, m = r.margins
             margins = f"{_ratio(v)} / {_ratio(m) if r.mistake else '-'}"
-        cells = [r.case.name, f"{r.case.tol} {_tol(r.tol)}", f"{'+'.join(r.modes)} x{r.seeds}", var, mis, margins]
-        if suggest:
-            s = r.suggestion()
-            cells.append("-" if r.margins is None else "none" if s is None else "keep" if s == r.tol else _tol(s))
-        cells.append(r.flags())
-        lines.append(cells)
+        lines.append([r.case.name, f"{r.case.tol} {_tol(r.tol)}", f"{'+'.join(r.modes)} x{r.seeds}", var, mis, margins,
+                      r.flags()])
     widths = [max(len(str(c)) for c in col) for col in zip(head, *lines)]
     fmt = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     kata = curriculum.kata(report.name)
@@ -487,15 +530,59 @@ def table(report: KataReport, suggest: bool = False) -> str:
         out.append(f"caught: each of the {len(report.mistakes)} mistakes fails some check on every seed")
     if report.plain:
         out.append(f"not calibrated: {report.plain} plain checks")
+    if suggest:
+        out += ["", f"suggested [{report.name}.tolerance] (nothing is written; copy what you accept into graders/config.toml):"]
+        out += [f"  {suggestion_line(s)}" for s in suggest_tolerances(report.rows)]
     return "\n".join(out)
+
+
+def _entry(tol: dict) -> str:
+    """A tolerance as the config writes it."""
+    return "{ " + ", ".join(f"{k} = {v:.6g}" for k, v in tol.items()) + " }"
+
+
+def _checks(n: int) -> str:
+    return f"{n} check{'' if n == 1 else 's'}"
+
+
+def suggestion_line(s: Suggestion) -> str:
+    """A tolerance key's proposal in words: the value, the margins it leaves and what bounds each side."""
+    if s.variant is None:
+        return f"{s.key}: n/a: no error measured ({_checks(s.checks)}, each exact or verdict-only)"
+    lo, hi = s.variant[0], (s.mistake[0] if s.mistake else _INF)
+    mistake = "none" if s.mistake is None else f"{_num(hi)} {s.mistake[1]} ({s.mistake[2]}, {s.mistake[3]})"
+    bounds = f"worst variant {_num(lo)} {s.variant[1]} ({s.variant[2]}, {s.variant[3]}), best caught mistake {mistake}"
+    if s.measured < s.checks:
+        bounds += f"; {_checks(s.checks - s.measured)} of {s.checks} not measured (exact or verdict-only)"
+    if s.scale is None:
+        if lo == _INF:
+            why = "a variant fails whatever the tolerance"
+        elif hi <= lo:
+            why = "the best caught mistake is no further off than the worst variant"
+        else:
+            why = (f"the best caught mistake is only {_ratio(hi / lo)} beyond the worst variant, and {SAFE:g}x each "
+                   f"side takes {SAFE * SAFE:g}x")
+        return f"{s.key}: none: {why}; change a check, not the tolerance. {bounds}"
+    v, m = s.margins(s.scale)
+    said = f"{_entry(s.tol)}  keep" if s.scale == 1 else f"{_entry(s.value)}  (now {_entry(s.tol)})"
+    return f"{s.key} = {said}  margins {_ratio(v)} / {_ratio(m)}: {bounds}"
 
 
 LEGEND = """\
 Errors are in units of each check's tolerance: max |got - expected| / (atol + rtol |expected|), <= 1 passes.
-Margins: how many times the tolerance could shrink before the worst variant fails / grow before the best
-caught mistake passes. runs: the dtypes run (* = the inputs cast to it) and the seeds per dtype.
+Margins: how many times the tolerance could shrink before the worst variant fails / grow before the closest
+run it fails of a caught mistake passes. runs: the dtypes run (* = the inputs cast to it) and the seeds per dtype.
 Flags: VARIANT FAILS, SLIPS (a mistake the check catches on some runs passes on others), THIN (a margin
 under 10x); ESCAPES: a mistake that passes every check of the kata on some seed."""
+
+SUGGEST_LEGEND = f"""\
+--suggest: one value per tolerance key, as the config holds it, with the margins it leaves: atol and rtol
+scaled together divide every error above by one factor, so those margins are exact. Its bounds are over
+every check of the key: the worst variant below, the best caught mistake above (each check keeps catching
+what it catches), and the value sits half-way between them (geometrically). keep: the config's value, which
+leaves {THIN:g}x or more on both sides or is that half-way value itself. none: no value leaves {SAFE:g}x on both
+sides, so none is proposed; change the check (its inputs, or what it compares), not the tolerance. n/a: no
+check of the key measures an error."""
 
 
 def run(names=None, n_seeds: int = SEEDS, suggest: bool = False):
@@ -503,6 +590,6 @@ def run(names=None, n_seeds: int = SEEDS, suggest: bool = False):
     katas = [curriculum.kata(n) for n in names] if names else list(curriculum.katas())
     if n_seeds < 1:
         raise curriculum.UsageError(f"--seeds {n_seeds}: give at least 1 (calibrating wants {SEEDS}, the default)")
-    yield LEGEND
+    yield LEGEND + ("\n" + SUGGEST_LEGEND if suggest else "")
     for kata in katas:
         yield table(calibrate(kata.name, n_seeds), suggest)

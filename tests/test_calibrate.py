@@ -3,6 +3,7 @@
 The calibration runs in-process (trusted code); one test drives the real CLI.
 """
 
+import math
 import re
 import subprocess
 import sys
@@ -65,16 +66,56 @@ def test_a_zero_tolerance_fails_the_variants(config_with):
     assert any(p.startswith("attention/attention_basic: reference fails") for p in report.problems())
 
 
-def test_margins_are_thin_below_ten_and_the_suggestion_is_the_geometric_mean():
-    case = Case("c", "softmax", lambda g: ())
-    row = calibrate.Row(case, dict(TOL), ["float32"], 20, exact=False, variant=(0.2, "v", ""), mistake=(5.0, "m", ""))
-    assert row.margins == (5.0, 5.0)
-    assert row.flags() == "THIN x2"
-    assert row.suggestion() == {"atol": 1e-5, "rtol": 1e-4}  # sqrt(0.2 * 5) = 1: the current one
-    row.mistake = (500.0, "m", "")
-    assert row.suggestion() == {"atol": 1e-4, "rtol": 1e-3}  # sqrt(0.2 * 500) = 10
-    row.variant = (600.0, "v", "")
-    assert row.suggestion() is None  # no tolerance separates them
+def row(name: str, key: str, variant: float, mistake: float | None = None, exact=False, **kw) -> calibrate.Row:
+    """A check's calibration as calibrate_case would leave it: its worst variant and best caught mistake."""
+    case = Case(name, "softmax", lambda g: (), tol=key)
+    caught = None if mistake is None else (mistake, f"m_{name}", "seed #1, float32")
+    return calibrate.Row(case, dict(TOL), ["float32"], 20, exact=exact, variant=(variant, f"v_{name}", "seed #0, float32"),
+                         mistake=caught, **kw)
+
+
+def test_margins_are_thin_below_ten():
+    r = row("c", "default", 0.2, 5.0)
+    assert r.margins == (5.0, 5.0)
+    assert r.flags() == "THIN x2"
+    assert row("c", "default", 0.01, 500.0).flags() == ""
+
+
+def test_one_suggestion_per_tolerance_key_bounded_by_every_check_of_it():
+    rows = [row("a", "default", 0.02, 500.0), row("b", "default", 0.2, 80.0), row("c", "grads", 0.001, 20.0),
+            row("d", "default", 0.0, exact=True), row("e", "codes", 0.0, 3.0, numeric=False)]
+    default, grads, codes = calibrate.suggest_tolerances(rows)
+    assert (default.key, default.checks, default.measured) == ("default", 3, 2)
+    assert default.variant[:3] == (0.2, "v_b", "b") and default.mistake[:3] == (80.0, "m_b", "b")
+    assert default.margins() == (5.0, 80.0)  # the config's value: thin on the variants' side
+    assert default.scale == 4 and default.margins(4) == (20.0, 20.0)  # sqrt(0.2 * 80): 20x on each side
+    assert default.value == pytest.approx({"atol": 4e-5, "rtol": 4e-4})
+    assert grads.scale == 1  # 1000x and 20x already: keep
+    assert codes.variant is None and codes.scale is None  # verdict-only: nothing measured
+    assert calibrate.suggestion_line(default) == (
+        "default = { atol = 4e-05, rtol = 0.0004 }  (now { atol = 1e-05, rtol = 0.0001 })  margins 20x / 20x: "
+        "worst variant 0.2 v_b (b, seed #0, float32), best caught mistake 80 m_b (b, seed #1, float32); "
+        "1 check of 3 not measured (exact or verdict-only)")
+    assert calibrate.suggestion_line(grads).startswith("grads = { atol = 1e-05, rtol = 0.0001 }  keep  margins 1e+03x / 20x: ")
+    assert calibrate.suggestion_line(codes) == "codes: n/a: no error measured (1 check, each exact or verdict-only)"
+
+
+def test_no_suggestion_leaves_under_three_times_on_either_side():
+    for lo in [0.0, 1e-7, 1e-3, 0.03, 0.5, 1.0, 2.0, 7.0, 130.0]:
+        for apart in [0.5, 1.0, 2.0, 5.0, 8.9, 9.0, 9.5, 10.0, 13.0, 14.0, 30.0, 1e4, math.inf]:
+            hi = None if apart == math.inf else (lo * apart if lo else apart * 1e-3)
+            s = calibrate.suggest_tolerances([row("a", "k", lo, hi)])[0]
+            if s.scale is None:
+                assert lo and apart < 10, (lo, apart)  # 10x apart always leaves 3x on each side
+                line = calibrate.suggestion_line(s)
+                assert line.startswith("k: none: ") and "change a check, not the tolerance" in line
+            else:
+                assert min(s.margins(s.scale)) >= calibrate.SAFE, (lo, apart, s.scale)
+                assert s.scale == 1 or min(s.margins()) < calibrate.THIN  # a config value with room is kept
+    s = calibrate.suggest_tolerances([row("a", "k", 0.2, 1.0)])[0]
+    assert s.scale is None and calibrate.suggestion_line(s).startswith(
+        "k: none: the best caught mistake is only 5x beyond the worst variant, and 3x each side takes 9x; ")
+    assert calibrate.suggest_tolerances([row("a", "k", math.inf, 5.0)])[0].scale is None
 
 
 def test_the_error_is_normalised_and_infinite_for_what_no_tolerance_passes():
@@ -113,7 +154,8 @@ def test_cast_goes_to_the_other_float_dtype_only():
 def test_cli_prints_a_table_and_rejects_unknown_katas():
     result = subprocess.run([KATA, "calibrate", "attention", "--suggest"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "suggested tol" in result.stdout and "attention_basic" in result.stdout
+    assert "suggested [attention.tolerance]" in result.stdout and "\n  default = { atol = " in result.stdout
+    assert "keep: the config's value, which" in result.stdout and "attention_basic" in result.stdout
     assert "caught: each of the" in result.stdout
     bad = subprocess.run([KATA, "calibrate", "nope"], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and bad.stdout == ""
