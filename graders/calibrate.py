@@ -571,15 +571,16 @@ def suggestion_line(s: Suggestion) -> str:
 LEGEND = """\
 Errors are in units of each check's tolerance: max |got - expected| / (atol + rtol |expected|), <= 1 passes.
 Margins: how many times the tolerance could shrink before the worst variant fails / grow before the closest
-run it fails of a caught mistake passes. runs: the dtypes run (* = the inputs cast to it) and the seeds per dtype.
+run it fails of a caught mistake passes. runs: the dtypes run (* = the inputs cast to it) and the seeds
+per dtype.
 Flags: VARIANT FAILS, SLIPS (a mistake the check catches on some runs passes on others), THIN (a margin
 under 10x); ESCAPES: a mistake that passes every check of the kata on some seed."""
 
 SUGGEST_LEGEND = f"""\
 --suggest: one value per tolerance key, as the config holds it, with the margins it leaves: atol and rtol
 scaled together divide every error above by one factor, so those margins are exact. Its bounds are over
-every check of the key: the worst variant below, the best caught mistake above (each check keeps catching
-what it catches), and the value sits half-way between them (geometrically). keep: the config's value, which
+every check of the key: the worst variant below, the best caught mistake above (each check keeps failing
+every run it fails), and the value sits half-way between them (geometrically). keep: the config's value, which
 leaves {THIN:g}x or more on both sides or is that half-way value itself. none: no value leaves {SAFE:g}x on both
 sides, so none is proposed; change the check (its inputs, or what it compares), not the tolerance. n/a: no
 check of the key measures an error."""
