@@ -19,8 +19,9 @@ f64 = torch.float64
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
 
 
-def config(V=48, block=12, L=2, H=4, C=32, dropout=0.0, eps=1e-5):
-    return dict(vocab_size=V, block_size=block, n_layer=L, n_head=H, n_embd=C, dropout=dropout, layer_norm_eps=eps)
+def config(V=48, block=12, L=2, H=4, C=32, **fields):
+    """GPTConfig's fields; dropout and layer_norm_eps only where a check sets them, GPTConfig's defaults elsewhere."""
+    return dict(vocab_size=V, block_size=block, n_layer=L, n_head=H, n_embd=C, **fields)
 
 
 def weights(g, cfg, dtype=torch.float32, emb=0.5):
@@ -56,15 +57,34 @@ def hf_state_dict(w, old_buffers=False):
     return sd
 
 
-def model_inputs(B=2, T=7, dtype=torch.float32, emb=0.5, hf=False, old_buffers=False, **kw):
+def draw(g, cfg, B, T, dtype=torch.float32, emb=0.5, hf=False, old_buffers=False):
     """(config, weights, idx, targets); with hf, the weights as a Hugging Face state dict."""
-    cfg = config(**kw)
+    w = weights(g, cfg, dtype, emb)
+    idx = g.randint(0, cfg["vocab_size"], B, T)
+    targets = g.randint(0, cfg["vocab_size"], B, T)
+    return cfg, hf_state_dict(w, old_buffers) if hf else w, idx, targets
 
+
+def model_inputs(B=2, T=7, dtype=torch.float32, emb=0.5, hf=False, old_buffers=False, **kw):
+    return lambda g: draw(g, config(**kw), B, T, dtype, emb, hf, old_buffers)
+
+
+def pick(g, *choices):
+    return choices[int(g.randint(0, len(choices), 1))]
+
+
+def drawn_config(g):
+    """A config drawn from the seed, for the hidden checks: every size and layer_norm_eps vary."""
+    H, D = pick(g, 1, 2, 3, 4), pick(g, 2, 4, 6, 8)
+    return config(V=pick(g, 17, 29, 40, 61), block=pick(g, 6, 9, 12), L=pick(g, 1, 2, 3), H=H, C=H * D,
+                  layer_norm_eps=pick(g, 1e-5, 1e-3, 1e-2))
+
+
+def drawn_inputs(B=3, hf=False):
+    """Inputs for a drawn config, idx as long as its block_size."""
     def make(g):
-        w = weights(g, cfg, dtype, emb)
-        idx = g.randint(0, cfg["vocab_size"], B, T)
-        targets = g.randint(0, cfg["vocab_size"], B, T)
-        return cfg, hf_state_dict(w, old_buffers) if hf else w, idx, targets
+        cfg = drawn_config(g)
+        return draw(g, cfg, B, cfg["block_size"], hf=hf)
     return make
 
 
@@ -107,6 +127,7 @@ def parameter_count(m, cfg, w, idx, targets):
 def weight_tying(m, cfg, w, idx, targets):
     model = new_model(m, cfg, w["wte.weight"])
     return {"lm_head.weight is wte.weight": model.lm_head.weight is model.wte.weight,
+            "lm_head (in_features, out_features)": (model.lm_head.in_features, model.lm_head.out_features),
             "lm_head.bias": "None" if model.lm_head.bias is None else "a tensor"}
 
 
@@ -181,15 +202,27 @@ def load_hf_in_place(m, cfg, sd, idx, targets):
 # ------------------------------------------------------------------------------------- generate
 
 
-def generate(max_new_tokens, temperature=1.0, top_k=None, T0=3):
+def generate(max_new_tokens, T0=3, **options):
     """The tokens model.generate returns from the first T0 tokens of idx, in eval mode, with a
-    generator seeded here (and the global seed fixed, so that every draw is reproducible)."""
+    generator seeded here (and the global seed fixed, so that every draw is reproducible); options
+    (temperature, top_k) are passed only where a check sets them, so that their defaults count."""
     def call(m, cfg, w, idx, targets):
         model = build(m, cfg, w)
         torch.manual_seed(0)
         generator = torch.Generator(device=idx.device).manual_seed(int(targets[0, 0]))
-        return model.generate(idx[:, :T0], max_new_tokens, temperature=temperature, top_k=top_k, generator=generator)
+        return model.generate(idx[:, :T0], max_new_tokens, generator=generator, **options)
     return call
+
+
+def generate_drawn(m, cfg, w, idx, targets, max_new_tokens, T0, options):
+    return generate(max_new_tokens, T0, **options)(m, cfg, w, idx, targets)
+
+
+def drawn_generation(g):
+    """A drawn config, temperature and top_k; a prompt 2 tokens short of block_size and 6 new tokens."""
+    cfg = drawn_config(g)
+    options = dict(temperature=pick(g, 0.5, 0.8, 1.3), top_k=pick(g, 2, 4, 6))
+    return (*draw(g, cfg, 2, cfg["block_size"], emb=0.3), 6, cfg["block_size"] - 2, options)
 
 
 def generate_no_grad(m, cfg, w, idx, targets):
@@ -252,7 +285,9 @@ test_case = cases([
     Case("forward", forward, model_inputs(), what="GPT(...)(idx) with idx (2, 7), block_size 12"),
     Case("forward_full_block", forward, model_inputs(B=1, T=12), what="GPT(...)(idx) with idx (1, 12) = block_size"),
     Case("forward_float64", forward, model_inputs(dtype=f64), tol="float64", what="a float64 GPT(...)(idx)"),
-    Case("forward_eps", forward, model_inputs(eps=1e-2), what="GPT(...)(idx) with layer_norm_eps=1e-2"),
+    Case("forward_eps", forward, model_inputs(layer_norm_eps=1e-2), what="GPT(...)(idx) with layer_norm_eps=1e-2"),
+    Case("forward_quiet", forward, model_inputs(emb=5e-4),
+         what="GPT(...)(idx) with embeddings of size ~5e-4, where the default layer_norm_eps matters"),
     Case("too_long", forward, model_inputs(B=1, T=13), what="GPT(...)(idx) with idx (1, 13), block_size 12"),
     Case("causality", causality, model_inputs(T=9),
          what="the logits of positions 0-3, for idx and for idx with tokens 4-8 changed"),
@@ -278,20 +313,20 @@ test_case = cases([
          what="generate(idx (2, 3), 8, generator=a seeded torch.Generator)"),
     Case("sample_temperature", generate(8, temperature=2.0), model_inputs(**GEN), upcast=False,
          what="generate(idx (2, 3), 8, temperature=2.0, generator=a seeded torch.Generator)"),
-    Case("top_k", generate(10, temperature=2.0, top_k=2), model_inputs(**GEN), upcast=False,
-         what="generate(idx (2, 3), 10, temperature=2.0, top_k=2, generator=a seeded torch.Generator)"),
+    Case("top_k", generate(10, temperature=2.0, top_k=3), model_inputs(**GEN), upcast=False,
+         what="generate(idx (2, 3), 10, temperature=2.0, top_k=3, generator=a seeded torch.Generator)"),
     Case("top_k_above_vocab", generate(6, top_k=60), model_inputs(**GEN), upcast=False,
          what="generate(idx (2, 3), 6, top_k=60, generator=...) with vocab_size 48"),
     Case("crop", generate(6, temperature=0, T0=7), model_inputs(block=8), upcast=False,
          what="generate(idx (2, 7), 6, temperature=0) with block_size 8"),
     Case("training", training, cycle_inputs(), upcast=False,
          what=f"{STEPS} steps of gradient descent (lr {LR}) on sequences that follow a fixed cycle through 8 tokens"),
-    Case("forward_hidden", with_loss, model_inputs(B=3, T=10, V=37, block=10, L=3, H=2, C=24, eps=1e-3), hidden=True,
-         what="GPT(...)(idx, targets) for another config"),
-    Case("loss_hidden", with_loss, with_ignored(model_inputs(B=2, T=9, V=29, block=9, L=1, H=3, C=12)), hidden=True,
-         what="GPT(...)(idx, targets) with some targets -100, for another config"),
-    Case("load_hf_hidden", load_hf, model_inputs(B=2, T=6, V=21, block=6, L=3, H=3, C=18, hf=True), hidden=True,
-         what="the logits after load_hf_state_dict, for another config"),
-    Case("generate_hidden", generate(9, temperature=0.7, top_k=4, T0=5), model_inputs(T=5, V=40, block=8, L=1, H=2, C=16, emb=0.3),
-         upcast=False, hidden=True, what="generate(idx (2, 5), 9, temperature=0.7, top_k=4, generator=...) with block_size 8"),
+    Case("forward_hidden", with_loss, drawn_inputs(), hidden=True,
+         what="GPT(...)(idx, targets) for a config of hidden sizes and layer_norm_eps"),
+    Case("loss_hidden", with_loss, with_ignored(drawn_inputs(B=2)), hidden=True,
+         what="GPT(...)(idx, targets) with some targets -100, for a hidden config"),
+    Case("load_hf_hidden", load_hf, drawn_inputs(B=2, hf=True), hidden=True,
+         what="the logits after load_hf_state_dict, for a hidden config"),
+    Case("generate_hidden", generate_drawn, drawn_generation, upcast=False, hidden=True,
+         what="generate(idx, 6, temperature=..., top_k=..., generator=...) past block_size, for a hidden config"),
 ])

@@ -116,7 +116,7 @@ class GPT(nn.Module):
             else:
                 logits = logits / temperature
                 if top_k is not None:
-                    kth = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]
+                    kth = torch.topk(logits, min(top_k, self.config.vocab_size)).values[:, [-1]]
                     logits = logits.masked_fill(logits < kth, float("-inf"))
                 probs = F.softmax(logits, dim=-1).float()
                 nxt = torch.multinomial(probs, 1, generator=generator)

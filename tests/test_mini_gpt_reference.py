@@ -17,12 +17,13 @@ from graders.harness import Gen, kata_cases, seed_for
 from reference import mini_gpt
 from reference.mini_gpt import GPT, GPTConfig
 
-CONFIGS = [dict(V=48, block=12, L=2, H=4, C=32), dict(V=21, block=6, L=3, H=3, C=18, eps=1e-3)]
+CONFIGS = [dict(V=48, block=12, L=2, H=4, C=32), dict(V=21, block=6, L=3, H=3, C=18, layer_norm_eps=1e-3)]
 
 
 def hf_model(cfg, dtype=torch.float32):
-    config = GPT2Config(vocab_size=cfg["vocab_size"], n_positions=cfg["block_size"], n_embd=cfg["n_embd"],
-                        n_layer=cfg["n_layer"], n_head=cfg["n_head"], layer_norm_epsilon=cfg["layer_norm_eps"],
+    c = GPTConfig(**cfg)
+    config = GPT2Config(vocab_size=c.vocab_size, n_positions=c.block_size, n_embd=c.n_embd,
+                        n_layer=c.n_layer, n_head=c.n_head, layer_norm_epsilon=c.layer_norm_eps,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0)
     torch.manual_seed(0)
     model = GPT2LMHeadModel(config).to(dtype).eval()
