@@ -138,7 +138,7 @@ def cmd_check(args):
 
 
 def cmd_hint(args):
-    kata = curriculum.kata(args.name)
+    kata = curriculum.lesson(args.name)
     if not kata.hints:
         print(f"{kata.name} has no hints.")
         return
@@ -169,7 +169,7 @@ def _hints_seen() -> dict:
 
 def cmd_reset(args):
     """Put back the kata's stub (as the repository first had it), keeping the learner's file in .kata/."""
-    kata = curriculum.kata(args.name)
+    kata = curriculum.lesson(args.name)
     path = curriculum.STUBS / kata.file
     rel = f"katas/{kata.file}"
     git = ["git", "-C", str(curriculum.ROOT)]
@@ -268,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
                     "mistakes: errors, margins and flags (on CUDA too when there is one)", grades=False)
         c.add_argument("name", nargs="*", metavar="NAME", help="default: every kata")
         c.add_argument("--seeds", type=int, default=20, metavar="N", help="seeds per check (default 20)")
-        c.add_argument("--suggest", action="store_true", help="also propose a tolerance per check; nothing is written")
+        c.add_argument("--suggest", action="store_true", help="also propose a value per tolerance key; nothing is written")
         from graders import mutate  # light: it imports torch only to grade
 
         c = command("mutate", mutate.command, "the reference with one small change at a time (mutants), each graded "

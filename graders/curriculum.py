@@ -306,10 +306,33 @@ def kata(name: str) -> Kata:
     for k in katas():
         if k.name == name:
             return k
-    known = [k.name for k in katas()]
+    raise _unknown(name)
+
+
+def _unknown(name: str) -> UsageError:
+    known = names()
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
-    raise UsageError(f"no kata named {name!r}; {hint}the katas are: {', '.join(known)}")
+    return UsageError(f"no kata named {name!r}; {hint}the katas are: {', '.join(known)}")
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """A kata as the manifest alone describes it: what hints and reset need, without the config."""
+
+    name: str
+    hints: tuple
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.py"
+
+
+def lesson(name: str) -> Lesson:
+    for entry in manifest():
+        if entry["name"] == name:
+            return Lesson(name, tuple(entry.get("hints", ())))
+    raise _unknown(name)
 
 
 @cache

@@ -1,35 +1,23 @@
-"""Pytest wiring for the graders: check names, points, per-check time limits, clean failure messages.
-
-Under `kata`, each result is also streamed as one JSON line to the file descriptor in KATA_RESULT_FD
-the moment it is known, so that a kata which kills its grading process keeps the checks it passed.
+"""Pytest wiring for a plain `pytest graders` run: check names, points, clean failure messages, and
+each check's points and message in pytest-json-report's report. (`kata` runs the same checks in its
+judges without pytest; KATA_SOLUTIONS names the folder to grade here, as it does there.)
 """
 
-import json
-import os
 from pathlib import Path
 
 import pytest
 
 from graders import curriculum, harness
 
-_stream = None
 _names = {}  # nodeid -> check name
 
 
 def pytest_configure(config):
-    global _stream
     config.addinivalue_line("markers", "hidden: a check whose inputs come from the instructor's seed")
-    solutions = os.environ.get("KATA_SOLUTIONS")
-    if solutions:
-        harness.use_solutions(solutions)
-    fd = os.environ.get("KATA_RESULT_FD")
-    if fd:
-        _stream = os.fdopen(int(fd), "w", buffering=1)
-
-
-def _emit(**event):
-    if _stream:
-        _stream.write(json.dumps(event) + "\n")
+    try:
+        curriculum.settings()
+    except curriculum.UsageError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 def kata_of(path) -> str:
@@ -42,7 +30,7 @@ def check_name(item) -> str:
 
 
 def pytest_collection_modifyitems(session, config, items):
-    checks, kept, dropped = [], [], []
+    kept, dropped = [], []
     for item in items:
         kata = curriculum.kata(kata_of(item.path))
         name = check_name(item)
@@ -54,11 +42,9 @@ def pytest_collection_modifyitems(session, config, items):
         kept.append(item)
         _names[item.nodeid] = name
         item.user_properties.append(("points", kata.points[name]))
-        checks.append({"kata": kata.name, "name": name, "hidden": item.get_closest_marker("hidden") is not None})
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
-    _emit(event="collected", checks=checks)
 
 
 @pytest.fixture(scope="module")
@@ -75,23 +61,6 @@ def pytest_pyfunc_call(pyfuncitem):
     error = outcome.excinfo[1] if outcome.excinfo else None
     if isinstance(error, harness.Fail):
         outcome.force_exception(pytest.fail.Exception(str(error), pytrace=False))
-
-
-def pytest_runtest_logstart(nodeid, location):
-    _emit(event="start", name=_names.get(nodeid))
-
-
-def pytest_runtest_logreport(report):
-    if report.when == "call" or report.failed:
-        _emit(event="result", name=_names.get(report.nodeid), passed=report.passed,
-              message=failure_message(report), duration=report.duration)
-
-
-def failure_message(report) -> str:
-    if report.passed:
-        return ""
-    text = report.longreprtext.strip()
-    return text.removeprefix("Failed: ")
 
 
 @pytest.hookimpl(optionalhook=True)
