@@ -93,10 +93,10 @@ def gradients(m, W, b, n_heads, query, key, value, mask):
         getattr(mha, name).bias.grad for name in PROJECTIONS)
 
 
-def init(d_model, n_heads, bias):
+def init(*args):
     def call(m):
-        mha = m.MultiHeadAttention(d_model, n_heads, bias=bias)
-        return {"n_heads": mha.n_heads, "head_dim": mha.head_dim,
+        mha = m.MultiHeadAttention(*args)
+        return {"n_heads": mha.n_heads, "head_dim": mha.head_dim, "head_dim is an int": isinstance(mha.head_dim, int),
                 "parameters (name, shape)": sorted((n, tuple(p.shape)) for n, p in mha.named_parameters())}
     return call
 
@@ -169,7 +169,7 @@ test_case = cases([
     Case("split_heads_value_error", "split_heads", lambda g: (g.randn(2, 3, 10), 4),
          what="split_heads(x (2, 3, 10), n_heads=4)"),
     Case("merge_heads", "merge_heads", lambda g: (g.randn(2, 3, 5, 4),)),
-    Case("init", init(12, 3, True), lambda g: (), upcast=False,
+    Case("init", init(12, 3), lambda g: (), upcast=False,
          what="MultiHeadAttention(12, 3): n_heads, head_dim and its parameters"),
     Case("init_no_bias", init(12, 4, False), lambda g: (), upcast=False,
          what="MultiHeadAttention(12, 4, bias=False): n_heads, head_dim and its parameters"),

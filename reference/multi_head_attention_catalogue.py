@@ -298,3 +298,13 @@ VARIANTS = [
             "from clones",
             MultiHeadAttention=_FusedSelfAttention),
 ]
+
+_SAME_DIMS = "transpose(i, j) and transpose(j, i) swap the same two dims; of a 4-D tensor dim -2 is dim 2"
+
+# Mutants of the reference (kata mutate) that compute exactly what it computes.
+EQUIVALENT = {
+    "split_heads:args:a6d21386": _SAME_DIMS,
+    "split_heads:constant:ff421b17": _SAME_DIMS,
+    "merge_heads:args:a433fa80": _SAME_DIMS,
+    "merge_heads:constant:1c89fbdc": _SAME_DIMS,
+}

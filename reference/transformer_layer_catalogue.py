@@ -369,3 +369,12 @@ VARIANTS = [
             EncoderLayer=_deepcopy_loader(EncoderLayer, ENCODER_ATTENTION, 2),
             DecoderLayer=_deepcopy_loader(DecoderLayer, DECODER_ATTENTION, 3)),
 ]
+
+# Mutants of the reference (kata mutate) that compute what it computes.
+EQUIVALENT = {
+    "_activation_name:statement:bc93c6d2": "without the raise it returns None, for which FeedForward raises the "
+                                           "same ValueError",
+    "_like:constant:d07383e3": "of linear1's 2-D weight, dim -1 is dim 1",
+    "DecoderLayer.forward:drop:0628a2b3": "the same on the CPU; on a GPU the causal mask stays on the CPU and "
+                                          "masking the scores with it fails, which grading with --device cuda catches",
+}
