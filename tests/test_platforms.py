@@ -171,16 +171,16 @@ def read_outputs(path: Path) -> dict:
     return outputs
 
 
-def run_workflow(path: Path, repositories: dict, variables: dict, workspace: Path, python: Path, machine: dict) -> dict:
-    """Runs the workflow's one job; returns the reporter step's environment (INPUT_RUNNERS and the
-    <ID>_RESULTS it reads), as the runner would hand it to the action."""
+def run_workflow(path: Path, repositories: dict, variables: dict, workspace: Path, python: Path, machine: dict) -> tuple:
+    """Runs the workflow's one job. Returns the reporter step's environment (INPUT_RUNNERS and the
+    <ID>_RESULTS it reads), as the runner would hand it to the action, and each step's log by id."""
     flow = yaml.safe_load(path.read_text())
     (job,) = flow["jobs"].values()
     context = {"env": {}, "vars": variables, "secrets": {}, "steps": {}}
     context["env"] = {k: expand(v, context) for k, v in {**flow.get("env", {}), **job.get("env", {})}.items()}
     scratch = workspace.parent / "runner"
     scratch.mkdir()
-    step_path = machine["PATH"]
+    step_path, logs = machine["PATH"], {}
     for i, step in enumerate(job["steps"]):
         if "if" in step and not condition(step["if"], context):
             continue
@@ -194,7 +194,7 @@ def run_workflow(path: Path, repositories: dict, variables: dict, workspace: Pat
             step_path = f"{python / 'bin'}{os.pathsep}{step_path}"
         elif uses.startswith("classroom-resources/autograding-grading-reporter@"):
             env = {k: expand(v, context) for k, v in step["env"].items()}
-            return {**env, **{f"INPUT_{k.upper()}": expand(v, context) for k, v in step["with"].items()}}
+            return {**env, **{f"INPUT_{k.upper()}": expand(v, context) for k, v in step["with"].items()}}, logs
         else:
             assert "run" in step, f"a step this test cannot run: {step}"
             assert "${{" not in step["run"], "the runner would expand this expression before bash sees it"
@@ -210,6 +210,7 @@ def run_workflow(path: Path, repositories: dict, variables: dict, workspace: Pat
             assert result.returncode == 0, f"step {step.get('name', i)} failed, which stops the job:\n{result.stdout}\n{result.stderr}"
             if "id" in step:
                 context["steps"][step["id"]] = read_outputs(output)
+                logs[step["id"]] = result.stdout
     raise AssertionError("the workflow has no reporter step")
 
 
@@ -235,7 +236,7 @@ RUNS = [(name, False) for name in SUBMISSIONS] + [("half", True)]
 
 @pytest.fixture(scope="module")
 def classroom(work, templates, python, machine_env):
-    """The reporter's environment after the workflow ran, for each of RUNS."""
+    """The reporter's environment and the steps' logs after the workflow ran, for each of RUNS."""
     reporter = {}
     for name, hidden in RUNS:
         folder = work / "classroom" / f"{name}-{'hidden' if hidden else 'public'}"
@@ -252,7 +253,7 @@ def classroom(work, templates, python, machine_env):
 
 @pytest.mark.parametrize("name, hidden", RUNS)
 def test_classroom_points_are_kata_grades(classroom, expected, name, hidden):
-    env, report = classroom[name, hidden], expected[name]
+    (env, logs), report = classroom[name, hidden], expected[name]
     total, maximum, failed = reporter_points(env)
     assert (total, maximum) == points(report, hidden)
     assert failed == (total < maximum)
@@ -260,9 +261,11 @@ def test_classroom_points_are_kata_grades(classroom, expected, name, hidden):
         result = json.loads(base64.b64decode(env[f"{export.step_id(kata['name']).upper()}_RESULTS"]))
         checks = [c for c in kata["checks"] if hidden or not c["hidden"]]
         assert [(t["name"], t["score"]) for t in result["tests"]] == [(f"{kata['name']}: {c['name']}", c["score"]) for c in checks]
+        log = logs[export.step_id(kata["name"])]
         for test, check in zip(result["tests"], checks):
-            if check["hidden"]:
+            if check["hidden"]:  # in the result and in the Actions log, which the learner reads
                 assert_safe(test["message"])
+                assert_safe(re.search(rf"^  (?:PASS|FAIL) {check['name']} \([^)]*\)(?:: (.*))?$", log, re.M).group(1) or "")
     if name == "half":
         assert 0 < total < maximum
         assert any(0 < k["score"] < k["max_score"] for k in report["katas"])  # partial credit within a kata
@@ -275,7 +278,7 @@ def test_classroom_points_are_kata_grades(classroom, expected, name, hidden):
                            "names its dist/main.js (the project's CI sets both)")
 @pytest.mark.parametrize("name, hidden", RUNS)
 def test_the_classroom_reporter_itself_agrees(classroom, expected, name, hidden):
-    env = {"PATH": os.environ["PATH"], **classroom[name, hidden]}
+    env = {"PATH": os.environ["PATH"], **classroom[name, hidden][0]}
     result = subprocess.run(["node", REPORTER], env=env, capture_output=True, text=True, timeout=120)
     summary = re.search(r"^::notice title=Autograding report::(.*)$", result.stdout, re.M)
     assert summary, result.stdout + result.stderr
