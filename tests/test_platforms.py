@@ -42,17 +42,24 @@ KATAS = [k.name for k in curriculum.katas()]
 KATA = Path(sys.executable).parent / "kata"
 HIDDEN_REPOSITORY = "course/llm-katas-hidden"  # the repository variable KATA_HIDDEN_REPOSITORY, when set
 REPORTER = os.environ.get("KATA_CLASSROOM_REPORTER")
-SUBMISSIONS = ["stubs", "half", "full"]
+SUBMISSIONS = ["stubs", "half", "full", "hostile"]
+# The hostile learner's kata files: attacks from tests/hostile/ on what a Classroom job shares between
+# steps (GITHUB_OUTPUT, GITHUB_ENV, GITHUB_PATH, the graders' checkout, processes that outlive a step).
+HOSTILE = {"attention": "forge_outputs", "causal_mask": "daemon", "layer_norm": "rewrite_graders",
+           "lora": "read_answers", "kv_cache": "forge_pipe", "quantization": "environment"}
 
 
 def write_submission(name: str, katas: Path) -> Path:
     """The kata files of a learner: the stubs; half the katas solved (one of them with a mistake that
-    costs some of its checks); or every kata solved."""
+    costs some of its checks); every kata solved; or attacks in place of some stubs."""
     katas.mkdir(parents=True, exist_ok=True)
     for kata in KATAS:
         shutil.copy2(curriculum.STUBS / f"{kata}.py", katas)
-    if name != "stubs":
+    if name in ("half", "full"):
         reference_as_learner(katas, KATAS[::2] if name == "half" else KATAS)
+    if name == "hostile":
+        for kata, attack in HOSTILE.items():
+            shutil.copy2(Path(__file__).parent / "hostile" / f"{attack}.py", katas / f"{kata}.py")
     if name == "half":  # an attention that forgets to scale the scores
         path = katas / "attention.py"
         text = path.read_text()
@@ -190,20 +197,28 @@ def run_workflow(path: Path, repositories: dict, variables: dict, workspace: Pat
             target = workspace / options.get("path", "")
             shutil.rmtree(target, ignore_errors=True)  # another repository into the same path replaces it
             shutil.copytree(repositories[options.get("repository", "")], target)
+            context.setdefault("checkouts", {})[target] = repositories[options.get("repository", "")]
         elif uses.startswith("actions/setup-python@"):
             step_path = f"{python / 'bin'}{os.pathsep}{step_path}"
         elif uses.startswith("classroom-resources/autograding-grading-reporter@"):
             env = {k: expand(v, context) for k, v in step["env"].items()}
-            return {**env, **{f"INPUT_{k.upper()}": expand(v, context) for k, v in step["with"].items()}}, logs
+            checkout, source = workspace / "graders", context["checkouts"][workspace / "graders"]
+            changed = [str(p.relative_to(source)) for p in source.rglob("*") if p.suffix in (".py", ".toml", ".pt")
+                       and (checkout / p.relative_to(source)).read_bytes() != p.read_bytes()]
+            return {**env, **{f"INPUT_{k.upper()}": expand(v, context) for k, v in step["with"].items()},
+                    "SHARED": "".join(context.get("shared", [])), "GRADERS_CHANGED": " ".join(changed)}, logs
         else:
             assert "run" in step, f"a step this test cannot run: {step}"
             assert "${{" not in step["run"], "the runner would expand this expression before bash sees it"
             script, output = scratch / f"step{i}.sh", scratch / f"step{i}.output"
+            later_env, later_path = scratch / f"step{i}.env", scratch / f"step{i}.path"
             script.write_text(step["run"])
-            output.touch()
+            for path in (output, later_env, later_path):
+                path.touch()
             env = {**context["env"], **{k: expand(v, context) for k, v in step.get("env", {}).items()}}
             env = {**machine, **env, **index_of(machine), "PATH": step_path, "CI": "true", "GITHUB_ACTIONS": "true",
-                   "GITHUB_WORKSPACE": str(workspace), "GITHUB_OUTPUT": str(output), "RUNNER_TEMP": str(scratch)}
+                   "GITHUB_WORKSPACE": str(workspace), "GITHUB_OUTPUT": str(output), "GITHUB_ENV": str(later_env),
+                   "GITHUB_PATH": str(later_path), "RUNNER_TEMP": str(scratch)}
             result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", script],
                                     cwd=workspace / step.get("working-directory", ""), env=env,
                                     capture_output=True, text=True, timeout=900)
@@ -211,6 +226,10 @@ def run_workflow(path: Path, repositories: dict, variables: dict, workspace: Pat
             if "id" in step:
                 context["steps"][step["id"]] = read_outputs(output)
                 logs[step["id"]] = result.stdout
+            # What the runner hands the later steps: GITHUB_ENV's lines as variables, GITHUB_PATH's on PATH.
+            context["env"].update(line.split("=", 1) for line in later_env.read_text().splitlines() if "=" in line)
+            step_path = os.pathsep.join([*reversed(later_path.read_text().split()), step_path])
+            context.setdefault("shared", []).append(later_env.read_text() + later_path.read_text())
     raise AssertionError("the workflow has no reporter step")
 
 
@@ -266,6 +285,9 @@ def test_classroom_points_are_kata_grades(classroom, expected, name, hidden):
             if check["hidden"]:  # in the result and in the Actions log, which the learner reads
                 assert_safe(test["message"])
                 assert_safe(re.search(rf"^  (?:PASS|FAIL) {check['name']} \([^)]*\)(?:: (.*))?$", log, re.M).group(1) or "")
+    if name == "hostile":  # nothing reached the later steps, and the graders' checkout is as it was
+        assert env["SHARED"] == ""
+        assert env["GRADERS_CHANGED"] == ""
     if name == "half":
         assert 0 < total < maximum
         assert any(0 < k["score"] < k["max_score"] for k in report["katas"])  # partial credit within a kata
