@@ -15,6 +15,7 @@ import contextlib
 import copy
 import functools
 import importlib
+import importlib.util
 import inspect
 import math
 import os
@@ -579,8 +580,8 @@ class Learner:
             from graders import sandbox
 
             readable = [self.folder or str(curriculum.STUBS)]
-            if self.entry:
-                readable.append(str(curriculum.ROOT / "reference"))
+            if self.entry:  # the project's own tests grade catalogue entries, which are the reference's code
+                readable += list(importlib.util.find_spec("reference").submodule_search_locations)
             s = curriculum.settings()
             try:
                 self._box = sandbox.Sandbox(self.name, self.folder, self.device, self.entry, readable,
