@@ -615,6 +615,7 @@ def run(args):
         raise UsageError("give SUBMISSIONS_DIR, the folder that holds one folder per learner, "
                          "or --merge DIR ... to join the outputs of shards")
     shard = parse_shard(args.shard) if args.shard else None
+    check_paths(args.submissions, args.out, args.reports)  # what is wrong with the command is told first
     changed = [] if args.allow_modified else modified_graders(curriculum.ROOT)
     if changed:
         raise UsageError(f"the graders have uncommitted changes ({', '.join(changed[:3])}{', ...' if len(changed) > 3 else ''}): "

@@ -54,6 +54,7 @@ def grade_many(submissions: list, names=None, device="cpu", entry=None, on_repor
     worker, as many at a time as there are CPUs. on_report(i, report) is called as each completes.
     entries: one catalogue entry (or None) per submission, for the project's own tests."""
     katas = [curriculum.kata(n) for n in names] if names else list(curriculum.katas())
+    sandbox.start()  # again, in case an earlier zygote was stopped: the judges forked below share it
     pending = []
     for i, folder in enumerate(submissions):
         env = {"KATA_DEVICE": device}

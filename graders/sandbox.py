@@ -412,7 +412,7 @@ def start():
             f"from graders import sandbox; sandbox._zygote_main({theirs.fileno()})")
     process = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()], env=ENV,
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               preexec_fn=_die_with_parent)
+                               start_new_session=True, preexec_fn=_die_with_parent)  # Ctrl-C is the judge's to handle
     theirs.close()
     _zygote = (process, ours, os.getpid())
 
@@ -427,8 +427,12 @@ def sync():
     if _zygote is None:
         return
     done_r, done_w = os.pipe()
-    socket.send_fds(_zygote[1], [pickle.dumps({"op": "sync"})], [done_w])
-    os.close(done_w)
+    try:
+        socket.send_fds(_zygote[1], [pickle.dumps({"op": "sync"})], [done_w])
+    except OSError:  # the zygote is gone, and its sandboxes with it (they die with it)
+        return
+    finally:
+        os.close(done_w)
     os.read(done_r, 4)
     os.close(done_r)
 
