@@ -384,6 +384,9 @@ EQUIVALENT = {
     "CausalSelfAttention.forward:constant:72835c4e": "on the 4-D (B, H, T, D) keys, dim 2 is dim -2",
     "CausalSelfAttention.forward:args:3a209fd5": "transpose(2, 1) swaps the same two dims as transpose(1, 2)",
     "CausalSelfAttention.forward:constant:9dd3753c": "on the 4-D (B, H, T, D) output, dim -2 is dim 2",
+    "CausalSelfAttention.forward:constant:dcac0b38": "the scores of these models are a few units, so a future "
+                                                     "position filled with -1e9 gets exactly 0 after the softmax, "
+                                                     "as with -inf",
     "GPT.forward:drop:eba8480e": "the positions land on the CPU, the only device every machine has; grading with "
                                  "--device cuda catches it (wpe's weight is on the GPU)",
     "GPT.generate:constant:c6be2259": "the last-position logits are 2-D (B, vocab_size): dim 1 is dim -1",
