@@ -23,11 +23,15 @@ so that it does not change when unrelated code moves.
 """
 
 import ast
+import contextlib
 import copy
 import difflib
 import hashlib
 import importlib
+import multiprocessing
+import os
 import signal
+import sys
 import tempfile
 import time
 import types
@@ -327,7 +331,8 @@ class _Screen:
     settles most mutants; only those it cannot kill go through the runner, which decides.
 
     A check that the unmutated reference itself fails here (one that leans on global state, say) is
-    left to the runner."""
+    left to the runner. The cheapest checks run first, and a check that kills a mutant moves to the
+    front: the next mutant, often of the same function, tends to fail it too."""
 
     def __init__(self, kata: str, reference_source: str):
         from graders import harness
@@ -342,7 +347,12 @@ class _Screen:
                 like, expected = harness.reference_outcomes(reference, case, args)
                 self.checks.append((case, args, like, expected, self.kata.tolerances[case.tol]))
         itself = Mutant("reference", kata, "", reference_source, "").module()
-        self.checks = [c for c in self.checks if self._passes(itself, *c)]
+        cost = {}
+        for check in self.checks:
+            start = time.process_time()
+            if self._passes(itself, *check):
+                cost[check[0].name] = time.process_time() - start
+        self.checks = sorted((c for c in self.checks if c[0].name in cost), key=lambda c: cost[c[0].name])
 
     def _passes(self, module, case, args, like, expected, tol) -> bool:
         h = self.harness
@@ -355,9 +365,10 @@ class _Screen:
         previous = signal.signal(signal.SIGALRM, _too_slow)
         try:
             module = mutant.module()
-            for check in self.checks:
+            for i, check in enumerate(self.checks):
                 signal.setitimer(signal.ITIMER_REAL, curriculum.settings().check_timeout)
                 if not self._passes(module, *check):
+                    self.checks.insert(0, self.checks.pop(i))
                     return True
         except Exception:  # an import error, a compare that crashes, a hang: the runner will tell
             return False
@@ -365,6 +376,19 @@ class _Screen:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
         return False
+
+
+@contextlib.contextmanager
+def one_thread():
+    """The checks' tensors are tiny: more threads only add overhead, and on a busy machine a lot of it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _too_slow(signum, frame):
@@ -422,8 +446,9 @@ def grade(kata: str) -> KataResult:
     """Every mutant of the kata: screened in this process, the rest graded through the runner."""
     start = time.monotonic()
     found = mutants(kata)
-    screen = _Screen(kata, (REFERENCE / f"{kata}.py").read_text())
-    candidates = [m for m in found if not screen.kills(m)]
+    with one_thread():
+        screen = _Screen(kata, (REFERENCE / f"{kata}.py").read_text())
+        candidates = [m for m in found if not screen.kills(m)]
     full = full_marks(kata, candidates)
     records = recorded(kata)
     ids = {m.id for m in found}
@@ -436,6 +461,82 @@ def grade(kata: str) -> KataResult:
         graded=len(candidates),
         seconds=time.monotonic() - start,
     )
+
+
+# ------------------------------------------------------------------------ recorded equivalents
+
+
+def disagreements(kata: str, ids, n_seeds: int) -> list[str]:
+    """Where the recorded equivalents `ids` tell from the reference: every check of the kata on n_seeds
+    seeds (which vary shapes and hidden hyperparameters), in its inputs' float dtype and the other one,
+    on every device calibrate uses, judged by the check's own comparison. A mutant runs only where the
+    reference runs the function it changes: anywhere else the two run the same code. The checks are
+    shared out among processes, one per CPU."""
+    from graders import harness
+
+    names = [case.name for case in harness.kata_cases(kata)]
+    with multiprocessing.get_context("fork").Pool(min(len(names), os.cpu_count() or 1)) as pool:
+        found = pool.starmap(_disagreements_on, [(kata, list(ids), n_seeds, name) for name in names])
+    return [line for lines in found for line in lines]
+
+
+def _disagreements_on(kata: str, ids: list, n_seeds: int, case_name: str) -> list[str]:
+    from graders import calibrate, harness
+
+    reference = importlib.import_module(f"reference.{kata}")
+    found = {m.id: m for m in mutants(kata)}
+    changed = {i: (found[i].module(), _code_of(reference, i.split(":")[0])) for i in ids}
+    case = next(c for c in harness.kata_cases(kata) if c.name == case_name)
+    tol = curriculum.kata(kata).tolerances[case.tol]
+    out = []
+    with one_thread():
+        for seed in calibrate.seeds_of(kata, case, n_seeds):
+            inputs = case.inputs(harness.Gen(seed))
+            target = calibrate.cast_target(inputs)
+            runs = [("as given", inputs)] + ([(f"cast to {target}", calibrate.cast(inputs, target))] if target else [])
+            for device in calibrate._devices():
+                raises = None
+                for mode, given in runs:
+                    args = harness.to_device(harness.clone(given), device)
+                    with _calls() as called:
+                        like, expected = harness.reference_outcomes(reference, case, args)
+                    if raises is None:
+                        raises = like.error is not None
+                    elif (like.error is not None and not raises) or not calibrate._verdict(like, expected, like, case, tol):
+                        continue  # as calibrate has it: the check is not meant for this dtype
+                    for i, (module, code) in changed.items():
+                        if code is not None and code not in called:
+                            continue
+                        mine = harness.clone(args)
+                        got = harness.reference_outcome(module, case, mine)
+                        if harness._changed_inputs(args, mine) or not calibrate._verdict(got, expected, like, case, tol):
+                            out.append(f"{i} differs from the reference on {case.name}, seed {seed}, {mode}, {device}")
+    return out
+
+
+def _code_of(module, qualname: str):
+    """The code object of module's function (or method) qualname; None where there is none to find."""
+    obj = module
+    for part in qualname.split("."):
+        obj = vars(obj).get(part) if hasattr(obj, "__dict__") else None
+        obj = obj.__func__ if isinstance(obj, (classmethod, staticmethod)) else obj
+    return getattr(obj, "__code__", None)
+
+
+@contextlib.contextmanager
+def _calls():
+    """The code objects of the Python functions called inside the block."""
+    called, previous = set(), sys.getprofile()
+
+    def note(frame, event, arg):
+        if event == "call":
+            called.add(frame.f_code)
+
+    sys.setprofile(note)
+    try:
+        yield called
+    finally:
+        sys.setprofile(previous)
 
 
 def _indent(text: str) -> str:
