@@ -35,7 +35,7 @@ from graders.curriculum import UsageError
 
 HASHES = ".hashes"  # inside the reports folder: <learner>.sha256, the hash its report was made from
 STAGING = ".staging-"  # prefix of the per-run staging folder inside the reports folder
-GRADING_MODULES = ("curriculum", "harness", "plugin", "runner")  # with the graders, what decides a grade
+GRADING_MODULES = ("curriculum", "harness", "runner", "sandbox")  # with the graders, what decides a grade
 SHARD = ".shard"  # inside the reports folder of a shard that finished: which shard, graded by what
 
 

@@ -347,3 +347,8 @@ def names() -> list:
 
 def forbidden(name: str) -> tuple:
     return tuple(next(e for e in manifest() if e["name"] == name).get("forbidden", ()))
+
+
+def as_learner_file(source: str) -> str:
+    """Reference code as a learner's kata file: kata code imports other katas as katas.<name>."""
+    return source.replace("from reference.", "from katas.")

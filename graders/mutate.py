@@ -69,7 +69,7 @@ class Mutant:
 
     def learner_source(self) -> str:
         """The mutant as a learner's kata file (kata code imports other katas as katas.<name>)."""
-        return self.source.replace("from reference.", "from katas.")
+        return curriculum.as_learner_file(self.source)
 
     def module(self) -> types.ModuleType:
         """The mutant imported in this process, for trusted uses such as the equivalence test."""
@@ -426,7 +426,7 @@ def _write_submission(folder: Path, mutant: Mutant):
     for kata in curriculum.katas():
         path = REFERENCE / kata.file
         if path.exists():
-            (folder / kata.file).write_text(path.read_text().replace("from reference.", "from katas."))
+            (folder / kata.file).write_text(curriculum.as_learner_file(path.read_text()))
     (folder / f"{mutant.kata}.py").write_text(mutant.learner_source())
 
 

@@ -40,7 +40,7 @@ def build_class(folder: Path, learners: int):
         katas_dir = folder / f"learner{i:03d}" / "katas"
         katas_dir.mkdir(parents=True)
         for name in katas:  # kata files import each other as katas.<name>, never the reference
-            source = (ROOT / "reference" / f"{name}.py").read_text().replace("from reference.", "from katas.")
+            source = curriculum.as_learner_file((ROOT / "reference" / f"{name}.py").read_text())
             (katas_dir / f"{name}.py").write_text(source)
         if i % 4 == 1:
             stub = katas[i % len(katas)]

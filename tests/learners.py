@@ -12,6 +12,6 @@ def reference_as_learner(folder: Path, names=None) -> Path:
     learner's files do (kata code cannot import `reference`)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in names or [k.name for k in curriculum.katas()]:
-        source = (REFERENCE / f"{name}.py").read_text().replace("from reference.", "from katas.")
+        source = curriculum.as_learner_file((REFERENCE / f"{name}.py").read_text())
         (folder / f"{name}.py").write_text(source)
     return folder
