@@ -277,6 +277,7 @@ _CAUSES = [
     ("took too long and was stopped", "timeout"),
     ("used up its time limit", "timeout"),
     ("crashed", "crashed"),
+    ("ran out of memory", "memory"),
     ("exited", "exited"),
     ("grader could not run", "grader error"),
 ]

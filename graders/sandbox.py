@@ -330,6 +330,9 @@ def _report(status: socket.socket, code: int):
     status.close()
 
 
+_OUT_OF_MEMORY = 113  # the sandbox's exit status when memory ran out outside the learner's own code
+
+
 def _sandbox_main(request: dict, channel_fd: int, keep: int):
     """The forked sandbox: confine, import the learner's kata, answer requests. Never returns."""
     try:
@@ -371,6 +374,9 @@ def _sandbox_main(request: dict, channel_fd: int, keep: int):
             message = pickle.loads(frame)
             reply = submission.run(message["case"], message["args"])
             _send(channel, _encode({"nonce": message["nonce"], **reply, "output": _printed()}))
+    except MemoryError:
+        # The learner's code left too little memory to even write a reply: only the exit status can say so.
+        os._exit(_OUT_OF_MEMORY)
     finally:
         os._exit(0)
 
@@ -509,6 +515,8 @@ class Sandbox:
 def _ending(code: int | None) -> str:
     if code is None:
         return "its process was lost"
+    if os.WIFEXITED(code) and os.WEXITSTATUS(code) == _OUT_OF_MEMORY:
+        return "it ran out of memory: does the code keep allocating, or build something far too large?"
     if os.WIFSIGNALED(code):
         sig = signal.Signals(os.WTERMSIG(code))
         return "it was stopped" if sig == signal.SIGKILL else f"it crashed ({sig.name})"

@@ -25,7 +25,10 @@ HOSTILE = {
     # SIGALRM blocked: a stand-in for a long C call that no signal interrupts; only the kill stops it
     "hangs": "import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\nwhile True:\n    pass\n",
     "floods": "print('x' * 10**7)\n" + (REFERENCE / "attention.py").read_text(),
-    "eats_memory": "import torch\nheap = []\nwhile True:\n    heap.append(torch.empty(2**30, dtype=torch.uint8))\n",
+    # Takes all the memory it may, down to the last bytes, so that not even a reply fits.
+    "eats_memory": ("import torch\nheap = []\nfor size in (2**30, 2**24, 2**16, 2**10, 64):\n    try:\n"
+                    "        while True:\n            heap.append(torch.empty(size, dtype=torch.uint8))\n"
+                    "    except RuntimeError:\n        pass\nraise MemoryError\n"),
 }
 EXPECTED_FLAGS = {
     "exits": "exited: attention",
