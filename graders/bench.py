@@ -12,6 +12,7 @@ that is unfinished, raises or is wrong gets one line saying so, and the referenc
 """
 
 import importlib
+import faulthandler
 import json
 import os
 import select
@@ -26,7 +27,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from graders import curriculum, harness, runner
+from graders import curriculum, harness, sandbox
 from graders.curriculum import UsageError
 
 REPS = 3  # a time is the median of up to REPS runs,
@@ -251,7 +252,7 @@ def _in_child(rows: Callable, describe: Callable, limit: float) -> tuple[list, s
             except BaseException as e:  # SystemExit from the learner's code too
                 pipe.write(json.dumps({"error": describe(e)}) + "\n")
 
-    pid, read = runner.fork(work)
+    pid, read = _fork(work)
     deadline, data, killed = time.monotonic() + limit, b"", False
     while True:
         ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
@@ -281,6 +282,29 @@ def _in_child(rows: Callable, describe: Callable, limit: float) -> tuple[list, s
         return found, describe(Stopped(f"crashed the benchmark's process ({signal.Signals(os.WTERMSIG(status)).name})"))
     return found, describe(Stopped(f"ended the benchmark's process early (exit status {os.WEXITSTATUS(status)}: "
                                    f"a call to os._exit()?)"))
+
+
+def _fork(work) -> tuple[int, int]:
+    """work(write_fd) in a forked child of its own process group, quiet, bounded in memory and on one
+    thread. Returns (pid, read_fd)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        try:
+            os.close(read)
+            os.setpgid(0, 0)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # the parent's may be a capture object, not fd 1
+            faulthandler.disable()  # a crash is reported by the parent, not dumped on its terminal
+            sandbox.limit_memory(curriculum.settings().memory_mb)
+            torch.set_num_threads(1)
+            work(write)
+        finally:
+            os._exit(0)
+    os.close(write)
+    return pid, read
 
 
 def _learner(name: str, folder: Path):

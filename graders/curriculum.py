@@ -214,47 +214,35 @@ def _config_problems(config: dict, names: list) -> list[str]:
 
 
 def _check_problems(katas: list, shown: str) -> list[str]:
-    """What the config and the manifest say against the graders' checks and the torch installed."""
-    import torch  # with the graders: only settings() needs them, and it is cached
+    """What the config and the manifest say against the graders' checks and the torch installed, as
+    the sandboxes' zygote, which has imported them, reports."""
+    from graders import sandbox
 
-    from graders import harness
-
-    template = harness.SNAPSHOTS.is_dir()  # a learner's template gives its hidden checks no points
+    facts = sandbox.grader_facts([k.name for k in katas], sorted({d for k in katas for d in k.forbidden}))
+    template = (GRADERS / "snapshots").is_dir()  # a learner's template gives its hidden checks no points
     out = []
     for kata in katas:
         grader = f"graders/test_{kata.name}.py"
-        out += [f"katas/curriculum.toml: kata {kata.name} forbids {dotted}, which torch {torch.__version__} does "
-                f"not have; name the function as torch spells it" for dotted in kata.forbidden if not _exists(dotted)]
-        if not (GRADERS / f"test_{kata.name}.py").is_file():
+        out += [f"katas/curriculum.toml: kata {kata.name} forbids {dotted}, which torch {facts['torch']} does "
+                f"not have; name the function as torch spells it" for dotted in kata.forbidden if dotted in facts["unknown"]]
+        if kata.name in facts["broken"]:
+            out.append(f"{grader} fails to import ({facts['broken'][kata.name]}); `python -c 'import graders.test_{kata.name}'` shows where")
+            continue
+        if not (GRADERS / f"test_{kata.name}.py").is_file() or kata.name not in facts["checks"]:
             out.append(f"katas/curriculum.toml: kata {kata.name} has no grader {grader}")
             continue
-        cases = harness.kata_cases(kata.name)
-        checks = [c.name for c in cases]
+        cases = facts["checks"][kata.name]
+        checks = [name for name, _, _ in cases]
         out += [f"{shown}: [{kata.name}.points] {check} names no check of {grader}{_close(check, checks)}"
                 for check in kata.points if check not in checks]
-        unscored = [c.name for c in cases if c.name not in kata.points and not (template and c.hidden)]
+        unscored = [name for name, _, hidden in cases if name not in kata.points and not (template and hidden)]
         if unscored:
             out.append(f"{shown}: [{kata.name}.points] gives no points to {_some(unscored)}; give every check "
                        f"of {grader} a number > 0")
-        needed = {c.tol: c.name for c in reversed(cases) if c.name in kata.points}  # key -> its first check
+        needed = {tol: name for name, tol, _ in reversed(cases) if name in kata.points}  # key -> its first check
         out += [f"{shown}: [{kata.name}.tolerance] has no entry {key}, which check {check} uses; add "
                 f"{key} = {{ atol = ..., rtol = ... }}" for key, check in needed.items() if key not in kata.tolerances]
     return out
-
-
-def _exists(dotted: str) -> bool:
-    """Whether a forbidden name names something: the sandbox looks each one up to watch for it."""
-    import torch
-
-    from graders import harness
-
-    if dotted.startswith("aten."):
-        return hasattr(torch.ops.aten, dotted.removeprefix("aten."))
-    try:
-        harness._resolve(dotted)
-    except (ImportError, AttributeError):
-        return False
-    return True
 
 
 def _refuse(problems: list):

@@ -17,6 +17,7 @@ import functools
 import importlib
 import importlib.util
 import inspect
+import json
 import math
 import os
 import sys
@@ -853,6 +854,59 @@ def cases(items: list[Case]):
 
     test_case.cases = items
     return test_case
+
+
+def grader_facts(names: list, forbidden: list) -> dict:
+    """What the graders define, to check a config against: each named kata's checks as [name,
+    tolerance key, hidden], the graders that fail to import (with why), and which of the forbidden
+    names this torch lacks."""
+    checks, broken = {}, {}
+    for name in names:
+        try:
+            checks[name] = [[c.name, c.tol, c.hidden] for c in kata_cases(name)]
+        except ModuleNotFoundError as e:
+            if e.name != f"graders.test_{name}":
+                broken[name] = f"{type(e).__name__}: {e}"
+        except Exception as e:
+            broken[name] = f"{type(e).__name__}: {e}"
+    return {"checks": checks, "broken": broken, "unknown": sorted(d for d in forbidden if not _exists(d)),
+            "torch": torch.__version__}
+
+
+def _exists(dotted: str) -> bool:
+    """Whether a forbidden name names something: the sandbox looks each one up to watch for it."""
+    if dotted.startswith("aten."):
+        return hasattr(torch.ops.aten, dotted.removeprefix("aten."))
+    try:
+        _resolve(dotted)
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
+def judge(name: str, write: int):
+    """Grade one kata: every check in order, each event written to fd `write` as a line of JSON as
+    soon as it is known (the runner reads them; a judge cut short leaves the checks it finished)."""
+    stream = os.fdopen(write, "w", buffering=1)
+
+    def emit(**event):
+        stream.write(json.dumps(event) + "\n")
+
+    try:
+        learner = Learner(name)
+        emit(event="collected", checks=[{"name": c.name, "hidden": c.hidden} for c in learner.cases])
+        for case in learner.cases:
+            emit(event="start", name=case.name)
+            try:
+                learner.check(case)
+                emit(event="result", name=case.name, passed=True, message="")
+            except Fail as e:
+                emit(event="result", name=case.name, passed=False, message=str(e))
+        learner.close()
+    except Exception as e:
+        emit(event="finished", error=f"{type(e).__name__}: {e}")
+        raise
+    emit(event="finished")
 
 
 @functools.cache

@@ -33,6 +33,7 @@ unless asked to.
 
 import ctypes
 import io
+import json
 import os
 import pickle
 import platform
@@ -260,36 +261,37 @@ def _recv(sock: socket.socket, deadline: float | None = None, limit: int = MAX_R
 
 
 def _zygote_main(fd: int):
-    """Import torch and the public check code, then fork one sandbox per request until the judge goes."""
+    """Import torch and the public check code, then fork judges and sandboxes on request until the
+    grading process goes."""
     import importlib
 
-    import torch  # noqa: F401  once, here, for every sandbox
+    import torch  # noqa: F401  once, here, for every judge and sandbox
 
     from graders import curriculum, harness  # noqa: F401
 
     for name in curriculum.names():
-        importlib.import_module(f"graders.test_{name}")
+        try:
+            importlib.import_module(f"graders.test_{name}")
+        except Exception:
+            pass  # grader_facts says why, and the config check stops the grading
     requests = socket.socket(fileno=fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     parent = os.getppid()
-    children = {}  # pid -> the judge's status socket for it
+    controls = [requests]  # the grading process's socket, then each judge's
+    children = {}  # pid -> the status socket of whoever asked for it
     while os.getppid() == parent:
-        ready = select.select([requests, wake_r, *children.values()], [], [], 1.0)[0]
-        if requests in ready:
-            message, fds, _, _ = socket.recv_fds(requests, 1 << 16, 2)
+        ready = select.select([*controls, wake_r, *children.values()], [], [], 1.0)[0]
+        for control in [c for c in controls if c in ready]:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
+            if not message:  # a judge is gone
+                controls.remove(control)
+                control.close()
+                continue
             request = pickle.loads(message)
-            if request["op"] == "spawn":
-                pid = os.fork()
-                if pid == 0:
-                    _sandbox_main(request, fds[0], keep=fds[0])
-                os.close(fds[0])
-                status = socket.socket(fileno=fds[1])
-                status.sendall(struct.pack(">i", pid))
-                children[pid] = status
-            elif request["op"] == "sync":  # kill every sandbox and say when all are gone
+            if request["op"] == "sync":  # kill every child and say when all are gone
                 for pid in children:
                     _kill(pid)
                 for pid, status in list(children.items()):
@@ -298,9 +300,29 @@ def _zygote_main(fd: int):
                 children.clear()
                 os.write(fds[0], b"done")
                 os.close(fds[0])
+                continue
+            if request["op"] == "facts":
+                with os.fdopen(fds[0], "wb") as reply:
+                    reply.write(json.dumps(harness.grader_facts(request["katas"], request["forbidden"])).encode())
+                continue
+            if request["op"] == "judge":
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            pid = os.fork()
+            if pid == 0:
+                if request["op"] == "judge":
+                    _judge_main(fds[0], fds[1], theirs.detach())
+                _sandbox_main(request, fds[0], keep=fds[0])
+            if request["op"] == "judge":
+                theirs.close()
+                controls.append(ours)
+            for fd in fds[:-1]:
+                os.close(fd)
+            status = socket.socket(fileno=fds[-1])
+            status.sendall(struct.pack(">i", pid))
+            children[pid] = status
         for status in [s for s in children.values() if s in ready]:
             pid = next(p for p, s in children.items() if s is status)
-            if not status.recv(16):  # the judge is done with it, or gone
+            if not status.recv(16):  # its requester is done with it, or gone
                 _kill(pid)
         if wake_r in ready:
             os.read(wake_r, 4096)
@@ -312,6 +334,52 @@ def _zygote_main(fd: int):
                 _report(children.pop(pid), code)
     for pid in children:
         _kill(pid)
+
+
+def _judge_main(events_fd: int, setup_fd: int, control_fd: int):
+    """A forked judge. It learns its kata and the grading process's KATA_* settings through a pipe
+    the zygote never reads, so no secret passes through the memory that sandboxes are forked from;
+    then it grades the kata, streaming events, and asks the zygote for its sandboxes. Never returns."""
+    global _zygote
+    try:
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _die_with_parent()
+        _close_fds_except({events_fd, setup_fd, control_fd})
+        with os.fdopen(setup_fd, "rb") as f:
+            setup = json.loads(f.read())
+        os.environ.update(setup["env"])
+        _zygote = (None, socket.socket(fileno=control_fd), os.getpid())
+        from graders import curriculum, harness
+
+        import torch
+
+        torch.set_num_threads(1)  # judges run side by side; tiny matmuls only stall on more threads
+        limit_memory(curriculum.settings().memory_mb)
+        harness.judge(setup["kata"], events_fd)
+    finally:
+        os._exit(0)
+
+
+def _close_fds_except(keep: set):
+    low = 3
+    for fd in sorted(keep):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
+
+
+def limit_memory(memory_mb: int):
+    """Allow memory_mb more than is in use now. The data limit counts memory actually allocated, not
+    address space merely reserved, which CUDA reserves by the terabyte."""
+    if sys.platform.startswith("linux"):
+        import resource
+
+        with open("/proc/self/status") as f:
+            current = next(int(line.split()[1]) for line in f if line.startswith("VmData:")) * 1024
+        limit = current + memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
 def _kill(pid: int):
@@ -350,22 +418,13 @@ def _sandbox_main(request: dict, channel_fd: int, keep: int):
             output = os.open(os.path.join(request["tmp"], "output"), os.O_RDWR | os.O_CREAT, 0o600)
         os.dup2(output, 1)
         os.dup2(output, 2)
-        os.closerange(3, keep)
-        os.closerange(keep + 1, 1 << 16)
-        import resource
-
+        _close_fds_except({keep})
         import torch
 
         from graders import harness
 
         torch.set_num_threads(1)
-        if sys.platform.startswith("linux"):
-            # The data limit counts memory actually allocated, not address space merely reserved, which
-            # CUDA reserves by the terabyte.
-            with open("/proc/self/status") as f:
-                current = next(int(line.split()[1]) for line in f if line.startswith("VmData:")) * 1024
-            limit = current + request["memory_mb"] * 2**20
-            resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+        limit_memory(request["memory_mb"])
         _confine(request["tmp"], request["readable"], request["device"])
         channel = socket.socket(fileno=channel_fd)
         submission = harness.Submission(request["kata"], request["folder"], request["device"], request["entry"])
@@ -405,13 +464,13 @@ def _encode(reply: dict) -> bytes:
 
 # ------------------------------------------------------------------------------ the judge's side
 
-_zygote = None  # (process, socket, the pid that started it) of this process's zygote
+_zygote = None  # (process, socket, the pid that started it) of this process's zygote; in a judge, (None, socket, pid)
 
 
 def start():
-    """Start this process's zygote (once); judges forked from this process share it."""
+    """Start this process's zygote (once); processes forked from this one share it."""
     global _zygote
-    if _zygote is not None and (_zygote[2] != os.getpid() or _zygote[0].poll() is None):
+    if _zygote is not None and (_zygote[0] is None or _zygote[2] != os.getpid() or _zygote[0].poll() is None):
         return
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     code = (f"import sys; sys.path.insert(0, {str(GRADERS.parent)!r}); "
@@ -441,6 +500,63 @@ def sync():
         os.close(done_w)
     os.read(done_r, 4)
     os.close(done_r)
+
+
+def start_judge(setup: dict) -> tuple[int, socket.socket]:
+    """Fork a judge from the zygote for setup {"kata": name, "env": the KATA_* settings}: (the read end
+    of its event stream, its status socket). Shut the socket's writing side to stop the judge; the
+    socket then gives its pid and how it ended, as `ended` reads them."""
+    start()
+    events_r, events_w = os.pipe()
+    setup_r, setup_w = os.pipe()
+    os.write(setup_w, json.dumps(setup).encode())  # a few hundred bytes: the pipe's buffer holds them
+    os.close(setup_w)
+    status, theirs = socket.socketpair()
+    try:
+        socket.send_fds(_zygote[1], [pickle.dumps({"op": "judge"})], [events_w, setup_r, theirs.fileno()])
+    finally:
+        os.close(events_w)
+        os.close(setup_r)
+        theirs.close()
+    return events_r, status
+
+
+def ended(status: socket.socket, timeout: float = 10) -> int | None:
+    """Stop the zygote's child behind status (if it still runs); its wait status, None if lost."""
+    try:
+        status.shutdown(socket.SHUT_WR)  # the zygote kills it, reaps it, and says how it ended
+        status.settimeout(timeout)
+        data = b""
+        while len(data) < 8 and (chunk := status.recv(8 - len(data))):
+            data += chunk
+        code = struct.unpack(">i", data[4:8])[0] if len(data) == 8 else None
+    except OSError:
+        code = None
+    status.close()
+    return code
+
+
+def grader_facts(katas: list, forbidden: list) -> dict:
+    """harness.grader_facts(...), from the zygote, which has imported the graders: so that a process
+    that only starts judges never imports torch or the graders itself."""
+    start()
+    reply_r, reply_w = os.pipe()
+    request = {"op": "facts", "katas": katas, "forbidden": forbidden}
+    try:
+        socket.send_fds(_zygote[1], [pickle.dumps(request)], [reply_w])
+        sent = True
+    except OSError:
+        sent = False
+    finally:
+        os.close(reply_w)
+    with os.fdopen(reply_r, "rb") as reply:
+        data = reply.read() if sent else b""
+    if not data:
+        from graders.curriculum import UsageError
+
+        raise UsageError(f"the graders' Python could not start; `{sys.executable} -c \"import graders.harness\"` "
+                         f"shows why")
+    return json.loads(data)
 
 
 class Died(Exception):
@@ -498,16 +614,7 @@ class Sandbox:
             return ""
         self.alive = False
         self.channel.close()
-        self.status.shutdown(socket.SHUT_WR)  # the zygote kills it, reaps it, and says how it ended
-        try:
-            self.status.settimeout(10)
-            data = b""
-            while len(data) < 8 and (chunk := self.status.recv(8 - len(data))):
-                data += chunk
-            code = struct.unpack(">i", data[4:8])[0] if len(data) == 8 else None
-        except OSError:
-            code = None
-        self.status.close()
+        code = ended(self.status)
         shutil.rmtree(self.tmp, ignore_errors=True)
         return _ending(code)
 

@@ -233,20 +233,25 @@ def test_an_interrupted_batch_keeps_what_is_done_and_resumes(small_class, monkey
 
 
 def _workers_left() -> list:
-    """This process's children that lead their own process group: what the runner forks (the
-    sandboxes' zygote, which lives as long as this process, aside)."""
+    """This process's live descendants but the sandboxes' zygote, which lives as long as this process:
+    the judges and sandboxes it forks must all be gone when grading returns."""
     from graders import sandbox
 
-    me, left = os.getpid(), []
-    zygote = sandbox._zygote[0].pid if sandbox._zygote else None
+    parents = {}
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == me and int(fields[2]) == int(entry) and fields[0] != "Z" and int(entry) != zygote:
-            left.append(int(entry))
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+    zygote = sandbox._zygote[0].pid if sandbox._zygote else None
+    left, frontier = [], [os.getpid()]
+    while frontier:
+        children = [pid for pid, parent in parents.items() if parent in frontier]
+        left += [pid for pid in children if pid != zygote]
+        frontier = children
     return left
 
 
