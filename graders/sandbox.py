@@ -285,10 +285,14 @@ def _zygote_main(fd: int):
     while os.getppid() == parent:
         ready = select.select([*controls, wake_r, *children.values()], [], [], 1.0)[0]
         for control in [c for c in controls if c in ready]:
-            message, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
-            if not message:  # a judge is gone
-                controls.remove(control)
-                control.close()
+            try:
+                message, fds, _, _ = socket.recv_fds(control, 1 << 16, 3)
+            except OSError:
+                message = b""
+            if not message:
+                if control is not requests:  # a judge is gone
+                    controls.remove(control)
+                    control.close()
                 continue
             request = pickle.loads(message)
             if request["op"] == "sync":  # kill every child and say when all are gone
@@ -318,11 +322,18 @@ def _zygote_main(fd: int):
             for fd in fds[:-1]:
                 os.close(fd)
             status = socket.socket(fileno=fds[-1])
-            status.sendall(struct.pack(">i", pid))
+            try:
+                status.sendall(struct.pack(">i", pid))
+            except OSError:
+                pass  # its requester is already gone: the loop below sees that and kills it
             children[pid] = status
         for status in [s for s in children.values() if s in ready]:
             pid = next(p for p, s in children.items() if s is status)
-            if not status.recv(16):  # its requester is done with it, or gone
+            try:
+                done = not status.recv(16)
+            except OSError:
+                done = True
+            if done:  # its requester is done with it, or gone
                 _kill(pid)
         if wake_r in ready:
             os.read(wake_r, 4096)
