@@ -19,6 +19,7 @@ import importlib.util
 import inspect
 import json
 import math
+import operator
 import os
 import sys
 import textwrap
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy
-import pytest
 import torch
 import torch.nn.functional
 from torch.overrides import TorchFunctionMode
@@ -50,26 +50,25 @@ _clone, _detach, _to = torch.Tensor.clone, torch.Tensor.detach, torch.Tensor.to
 _eq, _ne, _gt, _and, _or = torch.eq, torch.ne, torch.gt, torch.logical_and, torch.logical_or
 _sum, _item = torch.sum, torch.Tensor.item
 _numel, _float64 = torch.Tensor.numel, torch.float64
-_Failed = pytest.fail.Exception
-_OutcomeException = _Failed.__mro__[1]  # pytest's base of fail/skip/timeout outcomes
 
 # A student template ships recorded reference outcomes here instead of the reference solutions.
 SNAPSHOTS = curriculum.GRADERS / "snapshots"
 
 # Every function and module reachable from these namespaces is snapshotted before the learner's code
 # is imported; a check fails if any of them was replaced.
-_WATCHED = [builtins, math, numpy, numpy.testing, torch, torch.Tensor, torch.nn.functional, torch.testing, pytest]
+_WATCHED = [builtins, math, numpy, numpy.testing, torch, torch.Tensor, torch.nn.functional, torch.testing]
 
 
-def _snapshot() -> dict:
+def _snapshot() -> list:
+    """(namespace's name, its live dict, names, values) of every function and module in a watched
+    namespace: checked after every call, so comparing them is one loop in C."""
     names = [m for m in sys.modules if m == "graders" or m.startswith("graders.")]
-    spaces = _WATCHED + [sys.modules[m] for m in names]
-    return {
-        (space.__name__, key): _id(value)
-        for space in spaces
-        for key, value in list(vars(space).items())
-        if callable(value) or _isinstance(value, types.ModuleType)
-    }
+    found = []
+    for space in _WATCHED + [sys.modules[m] for m in names]:
+        live = vars(space)
+        keys = [k for k, v in list(live.items()) if callable(v) or _isinstance(v, types.ModuleType)]
+        found.append((space.__name__, live, keys, [live[k] for k in keys]))
+    return found
 
 
 def use_solutions(folder: str):
@@ -529,10 +528,10 @@ class Submission:
         return result
 
     def _check_untouched(self):
-        now = _snapshot()
-        for key, ident in self._baseline.items():
-            if now.get(key) != ident:
-                fail(f"your code replaced {key[0]}.{key[1]}; monkeypatching libraries or the graders is not allowed")
+        for space, live, keys, values in self._baseline:
+            if not all(map(operator.is_, map(live.get, keys), values)):
+                key = next(k for k, v in zip(keys, values) if live.get(k) is not v)
+                fail(f"your code replaced {space}.{key}; monkeypatching libraries or the graders is not allowed")
 
 
 # -------------------------------------------------------------------------- the judge's side
@@ -569,6 +568,7 @@ class Learner:
         self._import_error = None
         self._import_error_told = None  # the check whose message tells it
         self._results = {}  # case name -> Result
+        self._inputs = {}  # case name -> args
         self._references = {}  # case name -> (args, like, expected)
         self._mistakes = {}  # (mistake, case name) -> (Outcome, changed)
         self._named = None  # (the mistake the whole kata matches or None, the check that looked first)
@@ -603,7 +603,7 @@ class Learner:
     def _run(self, case: "Case") -> Result:
         from graders import sandbox
 
-        args = self.reference_of(case)[0]
+        args = self.inputs_of(case)
         left = self._deadline - time.monotonic()
         if left <= 0:
             return Result(fail=f"not run: this kata's code used up its time limit ({self.kata.timeout:g} s) in earlier checks")
@@ -642,10 +642,17 @@ class Learner:
 
     # -- the reference
 
+    def inputs_of(self, case: "Case") -> tuple:
+        """The check's inputs, on the CPU."""
+        if case.name not in self._inputs:
+            self._inputs[case.name] = case.inputs(Gen(seed_for(self.name, case.name, case.hidden)))
+        return self._inputs[case.name]
+
     def reference_of(self, case: "Case") -> tuple:
-        """(args, like, expected): the check's inputs on the CPU, and the reference's outcomes."""
+        """(args, like, expected): the check's inputs on the CPU, and the reference's outcomes, computed
+        only when a check needs them (a stub's checks do not)."""
         if case.name not in self._references:
-            args = case.inputs(Gen(seed_for(self.name, case.name, case.hidden)))
+            args = self.inputs_of(case)
             if self.snapshots is not None:
                 like, expected = (Outcome(to_device(o.value, self.device), o.error) for o in self.snapshots[case.name])
             else:
@@ -662,7 +669,7 @@ class Learner:
     # -- the verdict
 
     def what(self, case: "Case") -> str:
-        return case.what or f"{case.label}({', '.join(describe(a) for a in self.reference_of(case)[0])})"
+        return case.what or f"{case.label}({', '.join(describe(a) for a in self.inputs_of(case))})"
 
     def problem(self, case: "Case") -> str | None:
         """What is wrong with the learner's code on this check, or None."""
@@ -843,12 +850,8 @@ class Case:
 
 
 def cases(items: list[Case]):
-    """Turn a list of Cases into one parametrized pytest test: one check per case.
-
-    """
-    params = [pytest.param(c, id=c.name, marks=[pytest.mark.hidden] if c.hidden else []) for c in items]
-
-    @pytest.mark.parametrize("case", params)
+    """Turn a list of Cases into one test: one check per case (graders/plugin.py parametrizes it for
+    a plain pytest run; the judges read `.cases` without pytest)."""
     def test_case(kata, case):
         kata.check(case)
 

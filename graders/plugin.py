@@ -20,6 +20,14 @@ def pytest_configure(config):
         raise pytest.UsageError(str(e)) from None
 
 
+def pytest_generate_tests(metafunc):
+    """One test per Case of a grader's `cases(...)` list, named after the check."""
+    items = getattr(metafunc.function, "cases", None)
+    if items is not None and "case" in metafunc.fixturenames:
+        metafunc.parametrize("case", [pytest.param(c, id=c.name, marks=[pytest.mark.hidden] if c.hidden else [])
+                                      for c in items])
+
+
 def kata_of(path) -> str:
     return Path(str(path)).stem.removeprefix("test_")
 

@@ -4,7 +4,10 @@ The judge (pytest, the harness, the reference, the catalogue, the config and its
 comparisons, diagnosis, reports, GITHUB_OUTPUT) never imports or runs learner code. Learner code runs
 only in sandbox processes forked from a zygote: a separate Python started from a clean environment,
 which imports torch and the public check code (graders/test_*.py, the harness) and nothing secret, so
-no sandbox ever had a secret in memory and none pays a fresh torch import.
+no sandbox ever had a secret in memory and none pays a fresh torch import. The zygote forks the
+judges too; each loads the secrets only after its fork, and learns its kata and the KATA_* settings
+through a pipe the zygote passes on unread, so that the grading process itself imports neither torch
+nor the graders and the machine pays for one torch import.
 
 What a sandbox guarantees on Linux (Landlock ABI >= 1 and seccomp; `confinement()` says whether this
 machine has them), each proven by tests/hostile/:
