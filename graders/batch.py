@@ -3,8 +3,8 @@
 From each learner's folder only the kata files (katas/<name>.py for the katas in the curriculum,
 plain files only) are taken: they are copied into a staging folder and graded from there, so that
 nothing else in a learner's repository (a conftest.py, a graders/ folder, katas/__init__.py) is ever
-imported. All learners go to the runner's worker pool at once, which grades every (learner, kata)
-pair in its own forked process; the parent imports torch once for the whole batch.
+imported. All learners go to the runner's pool at once, which grades every (learner, kata) pair in
+its own judge, forked from the zygote that imports torch once for the whole batch.
 
 Each learner's report is written the moment its last kata is graded (write to a temporary file, then
 rename), together with a hash of what was graded; the CSV is rewritten after each learner too. A
@@ -181,7 +181,7 @@ def graders_identity(names: list, device: str) -> bytes:
     settings = curriculum.settings()
     h = hashlib.sha256()
     parts = [f"seed={settings.seed}", f"device={device}", f"katas={','.join(names)}"]
-    parts += [f"{package}={_version(package)}" for package in ("torch", "numpy", "pytest")]
+    parts += [f"{package}={_version(package)}" for package in ("torch", "numpy")]
     for part in parts:
         _feed(h, part.encode())
     # Files found beside the packages, so that a plain (non-editable) install works too.
@@ -467,7 +467,7 @@ def _unstage(report: dict, folder: Path, learner: Learner) -> dict:
 
 
 def _grade(folders: list, names: list, device: str, on_report):
-    from graders import runner  # imports torch: only when there is something to grade
+    from graders import runner  # starts the zygote: only when there is something to grade
 
     with _terminate_as_interrupt():  # the runner stops its workers however the grading ends
         runner.grade_many(folders, names, device, on_report=on_report)

@@ -77,7 +77,7 @@ def require_confinement(args, platform: bool):
 
 def _grade(args, names=None) -> dict:
     require_confinement(args, getattr(args, "format", None) in ("classroom", "gradescope"))
-    from graders import runner  # imports torch: only for the commands that grade
+    from graders import runner  # starts the zygote, which imports torch: only for the commands that grade
 
     solutions = getattr(args, "solutions", None)
     # A platform's grading step always reports a score: a missing folder grades as nothing started.
