@@ -55,7 +55,7 @@ def booby_trap(path: Path, marker: Path):
 def short_limits(tmp: Path) -> Path:
     """The real config with short time limits, so that the hang is cut quickly."""
     text = curriculum.config_path().read_text()
-    text = text.replace("check_timeout = 10", "check_timeout = 5").replace("kata_timeout = 60", "kata_timeout = 12")
+    text = text.replace("check_timeout = 10", "check_timeout = 2").replace("kata_timeout = 60", "kata_timeout = 6")
     config = tmp / "config.toml"
     config.write_text(text)
     return config

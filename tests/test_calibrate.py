@@ -22,7 +22,7 @@ TOL = {"atol": 1e-5, "rtol": 1e-4}
 
 @pytest.mark.parametrize("kata", KATAS)
 def test_every_variant_passes_and_every_mistake_is_caught(kata, exhaustive):
-    seeds = calibrate.SEEDS if exhaustive else 3  # `kata calibrate`'s own depth with --all
+    seeds = calibrate.SEEDS if exhaustive else 1  # the grader's own seed, in both dtypes; `kata calibrate`'s depth with --all
     report = calibrate.calibrate(kata, seeds)
     assert calibrate.SEEDS >= 20 and report.seeds == seeds
     assert report.rows, f"graders/test_{kata}.py has no Case to calibrate"

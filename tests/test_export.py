@@ -58,6 +58,7 @@ def run_in(folder, *args, env=None):
     return subprocess.run(args, cwd=folder, env=env, capture_output=True, text=True, timeout=900, check=True)
 
 
+@pytest.mark.slow
 def test_template_gives_the_same_verdict_on_every_public_check(template, tmp_path):
     reference = reference_as_learner(tmp_path / "solutions")
     ours = json.loads(PIN.read_text())  # this repository's verdicts, which tests/test_katas.py holds to the pin

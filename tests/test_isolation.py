@@ -22,7 +22,7 @@ def overriding(name: str, body: str) -> str:
 def fast_limits(tmp_path, monkeypatch):
     """The real config with short time limits, so that hangs are cut quickly."""
     text = curriculum.config_path().read_text()
-    text = text.replace("check_timeout = 10", "check_timeout = 2").replace("kata_timeout = 60", "kata_timeout = 30")
+    text = text.replace("check_timeout = 10", "check_timeout = 1").replace("kata_timeout = 60", "kata_timeout = 30")
     config = tmp_path / "config.toml"
     config.write_text(text)
     monkeypatch.setenv("KATA_CONFIG", str(config))
