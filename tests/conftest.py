@@ -1,7 +1,8 @@
-"""The suite's two depths. `scripts/test` proves everything on a few seeds, in about three minutes;
-`scripts/test --all` (what CI runs) adds the exhaustive runs: the Classroom workflow and Gradescope
-autograder in a fresh virtual environment, calibration on every seed, every mutant of every kata,
-and the template graded on every catalogued mistake. Tests marked `slow` run only with --all."""
+"""The suite's two depths. `scripts/test` proves every property on the grader's own seed, in about
+three and a half minutes; `scripts/test --all` (what CI runs) adds the exhaustive runs: calibration
+on every seed, the recorded equivalent mutants proven on many seeds, the Classroom workflow for every
+submission with and without hidden checks, both Gradescope layouts, and the template graded on every
+catalogued mistake. Tests marked `slow` run only with --all; `exhaustive` scales the others."""
 
 import pytest
 
