@@ -22,7 +22,7 @@ machine has them), each proven by tests/hostile/:
     signal, trace or read the memory of any other process, or enter namespaces;
   * it is bounded in memory, file size and open files, and the judge bounds every request by the
     wall clock and kills the sandbox when it runs over; it dies with the zygote, which dies with the
-    judge.
+    grading process that started it.
 The protocol: one request, one reply. The judge sends a pickled request (judge to sandbox is
 trusted); the sandbox replies with plain data written by torch.save, which the judge reads from a
 bounded number of bytes with torch.load(weights_only=True), never unpickling anything else, and
