@@ -11,8 +11,8 @@ your code is timed, its outputs are compared with the reference's on the benchma
 that is unfinished, raises or is wrong gets one line saying so, and the reference's rows still show.
 """
 
-import importlib
 import faulthandler
+import importlib
 import json
 import os
 import select

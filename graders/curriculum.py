@@ -228,7 +228,7 @@ def _check_problems(katas: list, shown: str) -> list[str]:
         if kata.name in facts["broken"]:
             out.append(f"{grader} fails to import ({facts['broken'][kata.name]}); `python -c 'import graders.test_{kata.name}'` shows where")
             continue
-        if not (GRADERS / f"test_{kata.name}.py").is_file() or kata.name not in facts["checks"]:
+        if kata.name not in facts["checks"]:  # no such module: the zygote found no file to import
             out.append(f"katas/curriculum.toml: kata {kata.name} has no grader {grader}")
             continue
         cases = facts["checks"][kata.name]

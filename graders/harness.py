@@ -743,7 +743,7 @@ class Learner:
     def _mistake_on(self, mistake, case: "Case") -> tuple:
         key = (mistake.name, case.name)
         if key not in self._mistakes:
-            args = clone(to_device(self.reference_of(case)[0], self.device))  # a mistake may change them in place
+            args = clone(to_device(self.inputs_of(case), self.device))  # a mistake may change them in place
             before = clone(args)
             theirs = reference_outcome(catalogue_module(self.name, mistake.name), case, args)
             self._mistakes[key] = (theirs, _changed_inputs(before, args))

@@ -312,14 +312,15 @@ def _zygote_main(fd: int):
                 with os.fdopen(fds[0], "wb") as reply:
                     reply.write(json.dumps(harness.grader_facts(request["katas"], request["forbidden"])).encode())
                 continue
-            if request["op"] == "judge":
+            judge = request["op"] == "judge"  # else "spawn": a sandbox
+            if judge:
                 ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             pid = os.fork()
             if pid == 0:
-                if request["op"] == "judge":
+                if judge:
                     _judge_main(fds[0], fds[1], theirs.detach())
                 _sandbox_main(request, fds[0], keep=fds[0])
-            if request["op"] == "judge":
+            if judge:
                 theirs.close()
                 controls.append(ours)
             for fd in fds[:-1]:
