@@ -1,5 +1,5 @@
 """The suite's two depths. `scripts/test` proves every property on the grader's own seed, in about
-three and a half minutes; `scripts/test --all` (what CI runs) adds the exhaustive runs: calibration
+four minutes on two cores; `scripts/test --all` (what CI runs) adds the exhaustive runs: calibration
 on every seed, the recorded equivalent mutants proven on many seeds, the Classroom workflow for every
 submission with and without hidden checks, both Gradescope layouts, and the template graded on every
 catalogued mistake. Tests marked `slow` run only with --all; `exhaustive` scales the others."""
