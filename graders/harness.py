@@ -562,16 +562,19 @@ class Result:
     output: str = ""  # the end of what the code printed
 
 
+_SHARED = {}  # (kata, device) -> the inputs, reference outcomes and mistakes' outcomes computed so far
+
+
 class Learner:
     """One kata's submission as the judge sees it: the fixture `kata` in every grader. Its code runs
     in a sandbox; the judge builds the inputs, computes the reference and decides."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, folder: str | None = None, entry: str | None = None):
         self.kata = curriculum.kata(name)
         self.name = name
         self.device = os.environ.get("KATA_DEVICE", "cpu")
-        self.folder = os.environ.get("KATA_SOLUTIONS") or None
-        self.entry = os.environ.get("KATA_ENTRY")  # a catalogue entry graded in place of a file
+        self.folder = folder or os.environ.get("KATA_SOLUTIONS") or None
+        self.entry = entry or os.environ.get("KATA_ENTRY")  # a catalogue entry graded in place of a file
         self.snapshots = load_snapshots(name) if SNAPSHOTS.is_dir() else None
         try:
             self.reference = importlib.import_module(f"reference.{name}")
@@ -582,9 +585,9 @@ class Learner:
         self._import_error = None
         self._import_error_told = None  # the check whose message tells it
         self._results = {}  # case name -> Result
-        self._inputs = {}  # case name -> args
-        self._references = {}  # case name -> (args, like, expected)
-        self._mistakes = {}  # (mistake, case name) -> (Outcome, changed)
+        # What does not depend on the submission, shared by every Learner of this kata in the process:
+        # case name -> args; case name -> (args, like, expected); (mistake, case name) -> (Outcome, changed)
+        self._inputs, self._references, self._mistakes = _SHARED.setdefault((name, self.device), ({}, {}, {}))
         self._named = None  # (the mistake the whole kata matches or None, the check that looked first)
         self._deadline = time.monotonic() + self.kata.timeout  # for all of the learner's code in this kata
 
@@ -711,7 +714,7 @@ class Learner:
 
     def dependency_note(self, case: "Case") -> str:
         """Blame the kata this one builds on, when that is the learner's and fails its own checks."""
-        failing = [dep for dep in case.uses if self.entry is None and not kata_passes(dep)]
+        failing = [dep for dep in case.uses if self.entry is None and not kata_passes(dep, self.folder)]
         if not failing:
             return ""
         return f"Note: this builds on your {failing[0]} kata, which fails its own checks: fix it first (kata check {failing[0]})"
@@ -901,25 +904,27 @@ def _exists(dotted: str) -> bool:
     return True
 
 
-def judge(name: str, write: int):
-    """Grade one kata: every check in order, each event written to fd `write` as a line of JSON as
-    soon as it is known (the runner reads them; a judge cut short leaves the checks it finished)."""
+def judge(name: str, write: int, submissions: list):
+    """Grade one kata for each submission ({"folder": ..., "entry": ...}) in turn: every check in order,
+    each event written to fd `write` as a line of JSON as soon as it is known, with the submission's
+    index (the runner reads them; a judge cut short leaves the checks it finished)."""
     stream = os.fdopen(write, "w", buffering=1)
 
     def emit(**event):
         stream.write(json.dumps(event) + "\n")
 
     try:
-        learner = Learner(name)
-        emit(event="collected", checks=[{"name": c.name, "hidden": c.hidden} for c in learner.cases])
-        for case in learner.cases:
-            emit(event="start", name=case.name)
-            try:
-                learner.check(case)
-                emit(event="result", name=case.name, passed=True, message="")
-            except Fail as e:
-                emit(event="result", name=case.name, passed=False, message=str(e))
-        learner.close()
+        emit(event="collected", checks=[{"name": c.name, "hidden": c.hidden} for c in Learner(name).cases])
+        for i, submission in enumerate(submissions):
+            learner = Learner(name, submission["folder"], submission["entry"])
+            for case in learner.cases:
+                emit(event="start", submission=i, name=case.name)
+                try:
+                    learner.check(case)
+                    emit(event="result", submission=i, name=case.name, passed=True, message="")
+                except Fail as e:
+                    emit(event="result", submission=i, name=case.name, passed=False, message=str(e))
+            learner.close()
     except Exception as e:
         emit(event="finished", error=f"{type(e).__name__}: {e}")
         raise
@@ -927,9 +932,9 @@ def judge(name: str, write: int):
 
 
 @functools.cache
-def kata_passes(name: str) -> bool:
-    """Whether the submission's kata `name` passes its public checks."""
-    learner = Learner(name)
+def kata_passes(name: str, folder: str | None) -> bool:
+    """Whether the submission's kata `name` (in folder) passes its public checks."""
+    learner = Learner(name, folder)
     try:
         return all(learner.problem(case) is None for case in learner.cases if not case.hidden)
     finally:
@@ -959,6 +964,7 @@ def record_snapshots(name: str, with_hidden: bool = False) -> dict:
     return out
 
 
+@functools.cache
 def load_snapshots(name: str) -> dict:
     stored = torch.load(SNAPSHOTS / f"{name}.pt", weights_only=True)
     return {case: [_decode(o) for o in pair] for case, pair in stored.items()}

@@ -1,4 +1,4 @@
-"""Grade katas: one judge per (submission, kata), side by side.
+"""Grade katas: a judge per kata and a few submissions, side by side.
 
 Importing this module starts the zygote (graders/sandbox.py), a clean Python that imports torch and
 the public check code once. The zygote forks every judge, which then loads what is secret (the
@@ -28,7 +28,7 @@ from graders import curriculum  # noqa: E402
 @dataclass
 class _Worker:
     kata: curriculum.Kata
-    submission: int  # index into the submissions being graded
+    submissions: list  # indices into the submissions being graded, in the order the judge takes them
     fd: int  # the judge's event stream
     control: socket.socket  # its status socket (sandbox.ended)
     deadline: float
@@ -48,33 +48,40 @@ def grade(names=None, solutions=None, device="cpu", entry=None) -> dict:
 
 
 def grade_many(submissions: list, names=None, device="cpu", entry=None, on_report=None, entries=None) -> list:
-    """One report per submission folder (None: katas/), every (submission, kata) pair in its own
-    judge, as many at a time as there are CPUs. on_report(i, report) is called as each completes.
-    entries: one catalogue entry (or None) per submission, for the project's own tests."""
+    """One report per submission folder (None: katas/). A judge grades one kata for a few submissions in
+    turn, computing the reference once for all of them; as many judges run at a time as there are
+    CPUs. on_report(i, report) is called as each submission completes. entries: one catalogue entry
+    (or None) per submission, for the project's own tests."""
     katas = [curriculum.kata(n) for n in names] if names else list(curriculum.katas())
     sandbox.start()  # again, in case an earlier zygote was stopped
-    settings = {k: v for k, v in os.environ.items() if k.startswith("KATA_") or k == "TMPDIR"}
-    pending = []
-    for i, folder in enumerate(submissions):
-        env = {**settings, "KATA_DEVICE": device}
-        env["KATA_SOLUTIONS"] = str(folder or env.get("KATA_SOLUTIONS") or curriculum.STUBS)
-        env.pop("KATA_ENTRY", None)
-        if entries and entries[i] or entry:
-            env["KATA_ENTRY"] = entries[i] if entries else entry
-        pending += [(i, kata, env) for kata in katas]
+    env = {k: v for k, v in os.environ.items() if k.startswith("KATA_") or k == "TMPDIR"}
+    default = env.pop("KATA_SOLUTIONS", None) or str(curriculum.STUBS)
+    env.pop("KATA_ENTRY", None)
+    env["KATA_DEVICE"] = device
+    given = [{"folder": str(folder or default), "entry": (entries[i] if entries else entry) or None}
+             for i, folder in enumerate(submissions)]
+    jobs = os.cpu_count() or 1
+    size = min(_SHARED, -(-len(submissions) // jobs))
+    pending = [(kata, list(range(first, min(first + size, len(submissions)))))
+               for first in range(0, len(submissions), size) for kata in katas]
     results = [{} for _ in submissions]
     running = {}
-    jobs = os.cpu_count() or 1
     try:
         while pending or running:
             while pending and len(running) < jobs:
-                i, kata, env = pending.pop(0)
-                worker = _start(kata, env, i)
+                kata, indices = pending.pop(0)
+                worker = _start(kata, indices, [given[i] for i in indices], env)
                 running[worker.fd] = worker
             for worker in _pump(running):
-                results[worker.submission][worker.kata.name] = _kata_result(worker)
-                if on_report and len(results[worker.submission]) == len(katas):
-                    on_report(worker.submission, _report([results[worker.submission][k.name] for k in katas]))
+                retry = _untouched(worker)
+                if retry:
+                    pending.insert(0, (worker.kata, retry))
+                for i in worker.submissions:
+                    if i in retry:
+                        continue
+                    results[i][worker.kata.name] = _kata_result(worker, i)
+                    if on_report and len(results[i]) == len(katas):
+                        on_report(i, _report([results[i][k.name] for k in katas]))
     finally:  # interrupted (Ctrl-C, or an exception in on_report): no judge outlives the call
         for worker in list(running.values()):
             worker.killed = True
@@ -83,10 +90,24 @@ def grade_many(submissions: list, names=None, device="cpu", entry=None, on_repor
     return [_report([r[k.name] for k in katas]) for r in results]
 
 
-def _start(kata: curriculum.Kata, env: dict, submission: int) -> _Worker:
-    fd, control = sandbox.start_judge({"kata": kata.name, "env": env})
+_SHARED = 8  # the most submissions one judge grades: more share the reference, fewer balance the CPUs
+
+
+def _start(kata: curriculum.Kata, indices: list, submissions: list, env: dict) -> _Worker:
+    fd, control = sandbox.start_judge({"kata": kata.name, "env": env, "submissions": submissions})
     # The judge bounds the learner's code by the kata's time limit itself; this bounds the judge.
-    return _Worker(kata, submission, fd, control, time.monotonic() + 2 * kata.timeout + 30)
+    return _Worker(kata, indices, fd, control, time.monotonic() + len(indices) * 2 * kata.timeout + 30)
+
+
+def _untouched(worker: _Worker) -> list:
+    """The submissions a judge that ended early never began, after one it did: they go to a new judge,
+    so that what went wrong costs only the submission it happened on."""
+    if any(e["event"] == "finished" and not e.get("error") for e in worker.events):
+        return []
+    begun = [e["submission"] for e in worker.events if e["event"] == "start"]  # positions in worker.submissions
+    if not begun:
+        return []  # it failed before any submission: a new judge would too
+    return worker.submissions[max(begun) + 1:]
 
 
 def _pump(running: dict) -> list:
@@ -150,12 +171,13 @@ def _cause(worker: _Worker) -> str:
     return f"its grading process exited early with status {code}: does the code call sys.exit() or os._exit()?"
 
 
-def _kata_result(worker: _Worker) -> dict:
+def _kata_result(worker: _Worker, submission: int) -> dict:
     kata = worker.kata
     collected = next((e["checks"] for e in worker.events if e["event"] == "collected"), None)
     hidden = {c["name"]: c["hidden"] for c in collected or []}
-    done = {e["name"]: e for e in worker.events if e["event"] == "result"}
-    started = [e["name"] for e in worker.events if e["event"] == "start"]
+    mine = [e for e in worker.events if e.get("submission") == worker.submissions.index(submission)]
+    done = {e["name"]: e for e in mine if e["event"] == "result"}
+    started = [e["name"] for e in mine if e["event"] == "start"]
     complete = collected is not None and len(done) == len(collected)
     cause = "" if complete else _cause(worker)
     checks = []

@@ -372,7 +372,7 @@ def _judge_main(events_fd: int, setup_fd: int, control_fd: int):
 
         torch.set_num_threads(1)  # judges run side by side; tiny matmuls only stall on more threads
         limit_memory(curriculum.settings().memory_mb)
-        harness.judge(setup["kata"], events_fd)
+        harness.judge(setup["kata"], events_fd, setup["submissions"])
     finally:
         os._exit(0)
 
@@ -518,13 +518,14 @@ def sync():
 
 
 def start_judge(setup: dict) -> tuple[int, socket.socket]:
-    """Fork a judge from the zygote for setup {"kata": name, "env": the KATA_* settings}: (the read end
+    """Fork a judge from the zygote for setup {"kata": name, "env": the KATA_* settings, "submissions":
+    [{"folder": ..., "entry": ...}, ...]}: (the read end
     of its event stream, its status socket). Shut the socket's writing side to stop the judge; the
     socket then gives its pid and how it ended, as `ended` reads them."""
     start()
     events_r, events_w = os.pipe()
     setup_r, setup_w = os.pipe()
-    os.write(setup_w, json.dumps(setup).encode())  # a few hundred bytes: the pipe's buffer holds them
+    os.write(setup_w, json.dumps(setup).encode())  # a few kilobytes at most: the pipe's buffer holds them
     os.close(setup_w)
     status, theirs = socket.socketpair()
     try:
