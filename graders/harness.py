@@ -3,9 +3,9 @@
 A check runs the learner's code and the reference on the same inputs and compares the two. The
 judge's side (Learner) builds the inputs, computes the reference, compares and diagnoses; it never
 runs learner code. The sandbox's side (Submission) imports the learner's kata in a sandbox process
-(graders/sandbox.py) and runs each check's probe on it, under teaching guards: forbidden APIs (seen
-at the torch-function and the dispatcher level), inputs changed in place, libraries patched. What
-crosses back is plain data only.
+(graders/sandbox.py) and runs each check's probe on it, under teaching guards: forbidden APIs
+(functions wrapped where they live, operators given a kernel that records them), inputs changed in
+place, libraries patched. What crosses back is plain data only.
 Feedback says what is wrong (type, shape, dtype, device, NaN, which entries, how far off, which
 common mistake it looks like) and never shows a tolerance.
 """
