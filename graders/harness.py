@@ -134,6 +134,16 @@ class Gen:
         return m
 
 
+def manual_seed(seed: int):
+    """torch.manual_seed. Where CUDA is not available, only the CPU's generator: torch.manual_seed
+    would also queue seeding CUDA for later, recording a stack trace each time (about a millisecond,
+    in checks that seed dozens of times)."""
+    if torch.cuda.is_available():
+        torch.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
+
+
 def seed_for(kata: str, case: str, hidden: bool) -> int:
     key = f"{kata}/{case}" + (f"/{curriculum.settings().seed}" if hidden else "")
     return zlib.crc32(key.encode())

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from graders.harness import Case, cases
+from graders.harness import Case, cases, manual_seed
 
 f64 = torch.float64
 R, ALPHA = 4, 10.0  # scaling 2.5: alpha // r would give 2, r / alpha 0.4, alpha / sqrt(r) 5
@@ -72,7 +72,7 @@ def build(m, W, b, r, alpha, A=None, B=None, dropout=None):
 
 
 def init(m, W, b, r, alpha):
-    torch.manual_seed(0)
+    manual_seed(0)
     _, lora = build(m, W, b, r, alpha)
     A, B = lora.lora_A.detach(), lora.lora_B.detach()
     # The largest |A| in units of 1/sqrt(in): of r * in uniform draws, one comes within 5% of the bound.
@@ -168,7 +168,7 @@ def train_mode(dropout):
     seed draws the same mask, so dropout must be drawn once, on x, for the LoRA branch only."""
     def call(m, W, b, A, B, x, r, alpha):
         _, lora = build(m, W, b, r, alpha, A, B, dropout=dropout)
-        torch.manual_seed(0)
+        manual_seed(0)
         return lora.train()(x)
     return call
 
@@ -180,7 +180,7 @@ def dropout_base_path(m, W, b, A, B, x, r, alpha):
 
 def dropout_eval(m, W, b, A, B, x, r, alpha):
     _, lora = build(m, W, b, r, alpha, A, B, dropout=0.5)
-    torch.manual_seed(0)
+    manual_seed(0)
     return lora.eval()(x)
 
 
@@ -257,7 +257,7 @@ def wrapped(model) -> list:
 
 def apply(targets):
     def call(m, x):
-        torch.manual_seed(0)
+        manual_seed(0)
         model = Tiny(x.device)
         out = m.apply_lora(model, targets, r=R, alpha=ALPHA)
         return {"returns the model it was given": out is model, "wrapped": wrapped(model)}
@@ -265,7 +265,7 @@ def apply(targets):
 
 
 def apply_trainable(m, x):
-    torch.manual_seed(0)
+    manual_seed(0)
     model = m.apply_lora(Tiny(x.device), ["q", "fc"], r=R, alpha=ALPHA)
     trainable = [(name, p.numel()) for name, p in model.named_parameters() if p.requires_grad]
     return {"trainable tensors": len(trainable), "trainable numbers": sum(n for _, n in trainable),
@@ -276,16 +276,16 @@ def apply_train_mode(m, x, r, alpha, dropout):
     """The model's output in train mode after apply_lora(model, ["q", "fc"], r, alpha[, dropout]), with
     every lora_A and lora_B set to random values (however they were initialised): each wrapped layer
     must use r, alpha and the dropout given."""
-    torch.manual_seed(0)
+    manual_seed(0)
     model = Tiny(x.device)
     kw = {} if dropout is None else {"dropout": dropout}
     model = m.apply_lora(model, ["q", "fc"], r=r, alpha=alpha, **kw)
-    torch.manual_seed(1)
+    manual_seed(1)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.rpartition(".")[2] in ("lora_A", "lora_B"):
                 p.normal_(0, 0.3)
-    torch.manual_seed(2)
+    manual_seed(2)
     return model.train()(x)
 
 
@@ -299,7 +299,7 @@ def two_layers(device):
 def fine_tune(m, x):
     """A tiny regression task whose answer is a rank-2 change of the layer q: LoRA on q alone must
     drive the loss down while every pretrained weight stays bitwise identical."""
-    torch.manual_seed(0)
+    manual_seed(0)
     model = two_layers(x.device)
     with torch.no_grad():
         teacher = two_layers(x.device)

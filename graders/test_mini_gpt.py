@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from graders.harness import Case, cases
+from graders.harness import Case, cases, manual_seed
 
 f64 = torch.float64
 CONV1D = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight", "mlp.c_proj.weight")
@@ -99,7 +99,7 @@ def with_ignored(make):
 
 
 def new_model(m, cfg, like):
-    torch.manual_seed(0)
+    manual_seed(0)
     return m.GPT(m.GPTConfig(**cfg)).to(device=like.device, dtype=like.dtype)
 
 
@@ -164,7 +164,7 @@ def causality(m, cfg, w, idx, targets):
 
 def dropout_train(m, cfg, w, idx, targets):
     model = build(m, cfg, w).train()
-    torch.manual_seed(0)
+    manual_seed(0)
     return model(idx)[0]
 
 
@@ -208,7 +208,7 @@ def generate(max_new_tokens, T0=3, **options):
     (temperature, top_k) are passed only where a check sets them, so that their defaults count."""
     def call(m, cfg, w, idx, targets):
         model = build(m, cfg, w)
-        torch.manual_seed(0)
+        manual_seed(0)
         generator = torch.Generator(device=idx.device).manual_seed(int(targets[0, 0]))
         return model.generate(idx[:, :T0], max_new_tokens, generator=generator, **options)
     return call

@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from graders.harness import Case, cases
+from graders.harness import Case, cases, manual_seed
 
 f64 = torch.float64
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
@@ -65,7 +65,7 @@ def hidden(make, **kw):
 
 def build(m, W, b, n_heads):
     """The learner's MultiHeadAttention holding the given weights and biases."""
-    torch.manual_seed(0)  # a layer that keeps parameters it should not have gets the same ones every run
+    manual_seed(0)  # a layer that keeps parameters it should not have gets the same ones every run
     mha = m.MultiHeadAttention(W.shape[-1], n_heads, bias=b is not None).to(device=W.device, dtype=W.dtype)
     with torch.no_grad():
         for i, name in enumerate(PROJECTIONS):
@@ -136,12 +136,12 @@ def torch_self_inputs(B=2, T=5, d_model=12, n_heads=3):
 
 
 def from_torch(m, mha, query, key, value, mask=None):
-    torch.manual_seed(0)  # a parameter from_torch forgets to copy keeps the same initial values every run
+    manual_seed(0)  # a parameter from_torch forgets to copy keeps the same initial values every run
     return m.MultiHeadAttention.from_torch(mha)(query, key, value, mask)
 
 
 def from_torch_self(m, mha, x):
-    torch.manual_seed(0)
+    manual_seed(0)
     return m.MultiHeadAttention.from_torch(mha)(x, x, x)
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graders.harness import Case, cases
+from graders.harness import Case, cases, manual_seed
 
 f64 = torch.float64
 USES = ("multi_head_attention",)  # every layer runs the learner's MultiHeadAttention
@@ -94,7 +94,7 @@ def hidden(make, **kw):
 def build(m, kind, state, n_heads, opts):
     """The learner's layer of that kind holding the state dict, in train mode."""
     w = state["ff.linear1.weight"]  # (d_ff, d_model)
-    torch.manual_seed(0)
+    manual_seed(0)
     layer = getattr(m, kind)(w.shape[1], n_heads, w.shape[0], **opts).to(device=w.device, dtype=w.dtype)
     layer.load_state_dict(state)
     return layer
@@ -112,7 +112,7 @@ def in_training(kind):
     """The layer's output in train mode, dropout drawn after torch.manual_seed(0), as the reference draws it."""
     def call(m, state, n_heads, opts, *inputs):
         layer = build(m, kind, state, n_heads, opts).train()
-        torch.manual_seed(0)
+        manual_seed(0)
         return layer(*inputs)
     return call
 
@@ -222,7 +222,7 @@ def hidden_torch(kind):
 
 def from_torch(kind):
     def call(m, layer, *inputs):
-        torch.manual_seed(0)  # a tensor from_torch forgets to copy keeps the same initial values every run
+        manual_seed(0)  # a tensor from_torch forgets to copy keeps the same initial values every run
         return getattr(m, kind).from_torch(layer)(*inputs)
     return call
 

@@ -1,6 +1,7 @@
 """How much a grading run costs, against what it cannot avoid: importing torch.
 
-Runs each command several times in a fresh interpreter and prints the medians and their ratios to
+Runs each command several times in a fresh interpreter, taking the commands in turn so that a change
+in the machine's speed touches them all alike, and prints the medians and their ratios to
 `python -c "import torch"`. Targets: a whole grade <= 1.5x the import, one kata <= 1.2x.
 
     .venv/bin/python scripts/benchmark.py [--runs N]
@@ -18,31 +19,33 @@ KATA = str(Path(sys.executable).parent / "kata")
 REFERENCE = str(ROOT / "reference")
 
 
-def median_seconds(command: list, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(command: list) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    return time.perf_counter() - start
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     runs = parser.parse_args().runs
-    baseline = median_seconds([sys.executable, "-c", "import torch"], runs)
-    rows = [
-        ("import torch", baseline, None),
-        ("grade all katas (reference)", median_seconds([KATA, "grade", "--solutions", REFERENCE], runs), 1.5),
-        ("grade one kata (attention)", median_seconds([KATA, "grade", "--kata", "attention", "--solutions", REFERENCE], runs), 1.2),
-        ("grade all katas (stubs)", median_seconds([KATA, "grade"], runs), 1.5),
+    commands = [
+        ("import torch", [sys.executable, "-c", "import torch"], None),
+        ("grade all katas (reference)", [KATA, "grade", "--solutions", REFERENCE], 1.5),
+        ("grade one kata (attention)", [KATA, "grade", "--kata", "attention", "--solutions", REFERENCE], 1.2),
+        ("grade all katas (stubs)", [KATA, "grade"], 1.5),
     ]
+    times = [[] for _ in commands]
+    for _ in range(runs):
+        for spent, (_, command, _) in zip(times, commands):
+            spent.append(timed(command))
+    medians = [statistics.median(t) for t in times]
+    baseline = medians[0]
     print(f"median of {runs} runs")
-    for name, seconds, target in rows:
-        ratio = seconds / baseline
+    for (name, _, target), median in zip(commands, medians):
+        ratio = median / baseline
         verdict = "" if target is None else f"  (target <= {target}x: {'met' if ratio <= target else 'NOT met'})"
-        print(f"{name:<30} {seconds:6.2f} s  {ratio:5.2f}x{verdict}")
+        print(f"{name:<30} {median:6.2f} s  {ratio:5.2f}x{verdict}")
 
 
 if __name__ == "__main__":
