@@ -255,6 +255,23 @@ def _workers_left() -> list:
     return left
 
 
+def test_a_judge_that_ends_early_hands_on_the_learners_it_never_began():
+    """A judge grades a kata for several learners in turn: if it ends before finishing, the learner it
+    was on keeps what it got, and those after go to a new judge; a judge that failed before any
+    learner (a broken grader) is not retried, and one that finished leaves nobody."""
+    def left(*events):
+        worker = runner._Worker(curriculum.kata("attention"), [4, 7, 9], fd=-1, control=None, deadline=0.0)
+        worker.events = [{"event": "collected", "checks": []}, *events]
+        return runner._untouched(worker)
+
+    began = [{"event": "start", "submission": 0, "name": "softmax_rows"},
+             {"event": "start", "submission": 1, "name": "softmax_rows"}]
+    assert left(*began) == [9]
+    assert left(*began, {"event": "finished", "error": "MemoryError: "}) == [9]
+    assert left(*began, {"event": "finished"}) == []
+    assert left({"event": "finished", "error": "ImportError: no graders"}) == []
+
+
 def test_flag_words():
     def report(*messages):
         checks = [{"name": f"c{i}", "passed": not m, "message": m} for i, m in enumerate(messages)]

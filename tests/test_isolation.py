@@ -61,6 +61,14 @@ HOSTILE = {
                           "calls torch.softmax, which this kata forbids"),
     "forbidden_aten": ("import torch\ndef softmax(x, dim=-1):\n    return torch.ops.aten._softmax(x, dim, False)\n",
                        "calls aten._softmax, which this kata forbids"),
+    "forbidden_caught": (overriding("softmax", "def softmax(x, dim=-1):\n    try:\n        return torch.softmax(x, dim)\n"
+                                               "    except Exception:\n        return ok(x, dim)\n"),
+                         "calls torch.softmax, which this kata forbids"),
+    "forbidden_aten_caught": (overriding("softmax", "def softmax(x, dim=-1):\n    try:\n        torch.ops.aten._softmax(x, dim, False)\n"
+                                                    "    except Exception:\n        pass\n    return ok(x, dim)\n"),
+                              "calls aten._softmax, which this kata forbids"),
+    "forbidden_alias": ("import torch\ndef softmax(x, dim=-1):\n    return torch._C._VariableFunctions.softmax(x, dim)\n",
+                        "calls aten._softmax, which this kata forbids"),
     "in_place": (overriding("softmax", "def softmax(x, dim=-1):\n    x.mul_(1.0001)\n    return ok(x / 1.0001, dim)\n"),
                  "changed its input x in place"),
     "monkeypatch": ("import torch\ntorch.allclose = lambda *a, **k: True\n" + CORRECT, "your code replaced torch.allclose"),
