@@ -328,7 +328,9 @@ def _watch(forbidden: tuple, seen: list) -> list:
     return list(libraries.values())
 
 
-_KEYS = ("CompositeImplicitAutograd", "CompositeExplicitAutograd", "CompositeExplicitAutogradNonFunctional", "CPU", "CUDA")
+# Where an operator's kernels live: composite ones (which backends fall back to), then each backend.
+_KEYS = ("CompositeImplicitAutograd", "CompositeExplicitAutograd", "CompositeExplicitAutogradNonFunctional",
+         "CPU", "CUDA", "QuantizedCPU", "QuantizedCUDA", "SparseCPU", "SparseCUDA", "NestedTensorCPU", "NestedTensorCUDA")
 
 
 def _forbid_operator(op, dotted: str, seen: list, libraries: dict):
