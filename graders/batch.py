@@ -3,8 +3,9 @@
 From each learner's folder only the kata files (katas/<name>.py for the katas in the curriculum,
 plain files only) are taken: they are copied into a staging folder and graded from there, so that
 nothing else in a learner's repository (a conftest.py, a graders/ folder, katas/__init__.py) is ever
-imported. All learners go to the runner's pool at once, which grades every (learner, kata) pair in
-its own judge, forked from the zygote that imports torch once for the whole batch.
+imported. All learners go to the runner's pool at once: a judge grades one kata for a few learners in
+turn (each learner's code in sandboxes of its own), forked like them from the zygote that imports
+torch once for the whole batch.
 
 Each learner's report is written the moment its last kata is graded (write to a temporary file, then
 rename), together with a hash of what was graded; the CSV is rewritten after each learner too. A
