@@ -574,7 +574,7 @@ class Result:
     output: str = ""  # the end of what the code printed
 
 
-_SHARED = {}  # (kata, device) -> the inputs, reference outcomes and mistakes' outcomes computed so far
+_SHARED = {}  # (kata, device, seed) -> the inputs, reference outcomes and mistakes' outcomes computed so far
 
 
 class Learner:
@@ -599,7 +599,8 @@ class Learner:
         self._results = {}  # case name -> Result
         # What does not depend on the submission, shared by every Learner of this kata in the process:
         # case name -> args; case name -> (args, like, expected); (mistake, case name) -> (Outcome, changed)
-        self._inputs, self._references, self._mistakes = _SHARED.setdefault((name, self.device), ({}, {}, {}))
+        key = (name, self.device, curriculum.settings().seed)
+        self._inputs, self._references, self._mistakes = _SHARED.setdefault(key, ({}, {}, {}))
         self._named = None  # (the mistake the whole kata matches or None, the check that looked first)
         self._deadline = time.monotonic() + self.kata.timeout  # for all of the learner's code in this kata
 
