@@ -439,7 +439,11 @@ def plain_data(x, depth: int = 0):
     if depth > 32:
         return {_OPAQUE: "deeply nested value"}
     if _isinstance(x, _Tensor):
-        return plain(x)
+        t = plain(x)
+        if t.layout != torch.strided or t.is_quantized or t.is_meta:  # not a tensor of values, as wire sends them
+            kind = "quantized" if t.is_quantized else "meta" if t.is_meta else str(t.layout).removeprefix("torch.")
+            return {_OPAQUE: f"{kind} tensor"}
+        return t
     if _isinstance(x, Opaque):
         return {_OPAQUE: _type(x).__name__}
     if _type(x) in _SCALARS:
@@ -451,8 +455,18 @@ def plain_data(x, depth: int = 0):
     return {_OPAQUE: _type(x).__name__}
 
 
-def from_plain(x, depth: int = 0):
+_MAX_VALUES = 10**5  # a reply's values, counted as a tree: shared references could make a small frame vast
+
+
+def from_plain(x):
     """A reply's value as the judge compares it; TypeError if it holds anything but plain data."""
+    return _from_plain(x, 0, [_MAX_VALUES])
+
+
+def _from_plain(x, depth: int, left: list):
+    left[0] -= 1
+    if left[0] < 0:
+        raise TypeError(f"more than {_MAX_VALUES} values")
     if depth > 40:
         raise TypeError("nested too deeply")
     if _type(x) is _Tensor or _type(x) is torch.nn.Parameter:
@@ -460,11 +474,11 @@ def from_plain(x, depth: int = 0):
     if _type(x) in _SCALARS:
         return x
     if _type(x) in (tuple, list):
-        return _type(x)(from_plain(v, depth + 1) for v in x)
+        return _type(x)(_from_plain(v, depth + 1, left) for v in x)
     if _type(x) is dict:
         if _len(x) == 1 and _type(x.get(_OPAQUE)) is str:
             return _opaque_type(x[_OPAQUE])()
-        return {k: from_plain(v, depth + 1) for k, v in x.items()}
+        return {k: _from_plain(v, depth + 1, left) for k, v in x.items()}
     raise TypeError(f"a {_type(x).__name__}")
 
 

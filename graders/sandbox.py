@@ -23,11 +23,10 @@ machine has them), each proven by tests/hostile/:
   * it is bounded in memory, file size and open files, and the judge bounds every request by the
     wall clock and kills the sandbox when it runs over; it dies with the zygote, which dies with the
     grading process that started it.
-The protocol: one request, one reply. The judge sends a request written by torch.save (a pickle:
-judge to sandbox is trusted; it carries the tensors in bulk, not one pickle per tensor); the sandbox
-replies with plain data written by torch.save, which the judge reads from a bounded number of bytes
-with torch.load(weights_only=True), never unpickling anything else, and accepts only with the
-request's nonce. Forbidden-API, in-place and monkeypatch detection run inside
+The protocol: one request, one reply, in the frames of graders/wire.py. The judge's request may hold
+any object (judge to sandbox is trusted); the sandbox replies with plain data, which the judge reads
+from a bounded number of bytes with an unpickler that refuses every global (wire.decode_plain), and
+accepts only with the request's nonce. Forbidden-API, in-place and monkeypatch detection run inside
 the sandbox: they are teaching guards, not part of the boundary.
 
 Where Landlock or seccomp is missing (macOS, old kernels) sandboxes still run learner code in
@@ -36,7 +35,6 @@ unless asked to.
 """
 
 import ctypes
-import io
 import json
 import os
 import pickle
@@ -271,7 +269,7 @@ def _zygote_main(fd: int):
 
     import torch  # noqa: F401  once, here, for every judge and sandbox
 
-    from graders import curriculum, harness  # noqa: F401
+    from graders import curriculum, harness, wire  # noqa: F401
 
     for name in curriculum.names():
         try:
@@ -437,7 +435,7 @@ def _sandbox_main(request: dict, channel_fd: int, keep: int):
         _close_fds_except({keep})
         import torch
 
-        from graders import harness
+        from graders import harness, wire
 
         torch.set_num_threads(1)
         limit_memory(request["memory_mb"])
@@ -446,7 +444,7 @@ def _sandbox_main(request: dict, channel_fd: int, keep: int):
         submission = harness.Submission(request["kata"], request["folder"], request["device"], request["entry"])
         _send(channel, _encode({"nonce": request["nonce"], **submission.load(), "output": _printed()}))
         while (frame := _recv(channel, limit=1 << 40)) is not None:
-            message = torch.load(io.BytesIO(frame), weights_only=False)  # from the judge: trusted
+            message = wire.decode_trusted(frame)
             reply = submission.run(message["case"], message["args"])
             _send(channel, _encode({"nonce": message["nonce"], **reply, "output": _printed()}))
     except MemoryError:
@@ -471,11 +469,9 @@ def _printed(limit: int = 2000) -> str:
 
 
 def _encode(message: dict) -> bytes:
-    import torch
+    from graders import wire
 
-    buffer = io.BytesIO()
-    torch.save(message, buffer)
-    return buffer.getvalue()
+    return wire.encode(message)
 
 
 # ------------------------------------------------------------------------------ the judge's side
@@ -604,7 +600,7 @@ class Sandbox:
         return self._reply(nonce, timeout, "this check")
 
     def _reply(self, nonce: str, timeout: float, what: str) -> dict:
-        import torch
+        from graders import wire
 
         try:
             frame = _recv(self.channel, time.monotonic() + timeout)
@@ -617,8 +613,8 @@ class Sandbox:
         if frame is None:
             raise Died(f"{what} ended its process: {self.close()}")
         try:
-            reply = torch.load(io.BytesIO(frame), weights_only=True)
-        except Exception:
+            reply = wire.decode_plain(frame)
+        except ValueError:
             reply = None
         if not isinstance(reply, dict) or reply.get("nonce") != nonce:
             self.close()

@@ -30,6 +30,7 @@ EVIDENCE = {
     "fill_disk": "PermissionError after 0 files",
     "forge_outputs": "'GITHUB_OUTPUT=None', 'GITHUB_ENV=None', 'GITHUB_PATH=None'",
     "forge_pipe": "could not be imported",
+    "forge_reply": "sent the grader something that is not its reply",
     "network": "network: ['PermissionError', 'PermissionError', 'PermissionError']",
     "patch_judge": "your code replaced",
     "peers": "'/proc: PermissionError', 'kill -1: PermissionError'",
