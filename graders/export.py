@@ -34,7 +34,7 @@ STUDENT = curriculum.GRADERS / "student"
 SHARED = [
     ".gitignore", "pyproject.toml", "scripts/kata", "scripts/_venv.sh", "katas/__init__.py", "katas/curriculum.toml",
     "graders/__init__.py", "graders/cli.py", "graders/conftest.py", "graders/plugin.py", "graders/curriculum.py", "graders/formats.py",
-    "graders/harness.py", "graders/runner.py", "graders/sandbox.py",
+    "graders/harness.py", "graders/runner.py", "graders/sandbox.py", "graders/wire.py",
 ]
 
 # What Gradescope's autograder needs besides its two entry points: what `pip install` of this repository
