@@ -14,6 +14,7 @@ import builtins
 import contextlib
 import copy
 import functools
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -590,6 +591,12 @@ class Result:
 
 _SHARED = {}  # (kata, device, seed) -> the inputs, reference outcomes and mistakes' outcomes computed so far
 
+# The reference's outcomes and the mistakes' depend only on this project's code, torch, the device and
+# the seed. A judge keeps them in CACHE, in a file named by a digest of all of these (every file of
+# graders/ and reference/ included), so that a later run computes only what it has not seen and any
+# change to the code makes a new file. CACHE is out of every sandbox's reach (sandbox._secret_paths).
+CACHE = curriculum.ROOT / ".kata" / "cache"
+
 
 class Learner:
     """One kata's submission as the judge sees it: the fixture `kata` in every grader. Its code runs
@@ -612,9 +619,12 @@ class Learner:
         self._import_error_told = None  # the check whose message tells it
         self._results = {}  # case name -> Result
         # What does not depend on the submission, shared by every Learner of this kata in the process:
-        # case name -> args; case name -> (args, like, expected); (mistake, case name) -> (Outcome, changed)
+        # case name -> args; case name -> (like, expected); (mistake, case name) -> (Outcome, changed)
         key = (name, self.device, curriculum.settings().seed)
-        self._inputs, self._references, self._mistakes = _SHARED.setdefault(key, ({}, {}, {}))
+        if key not in _SHARED:
+            cached = _load_cache(*key) if self.reference is not None and self.snapshots is None else ({}, {})
+            _SHARED[key] = ({}, *cached)
+        self._inputs, self._references, self._mistakes = _SHARED[key]
         self._named = None  # (the mistake the whole kata matches or None, the check that looked first)
         self._deadline = time.monotonic() + self.kata.timeout  # for all of the learner's code in this kata
 
@@ -693,15 +703,14 @@ class Learner:
         return self._inputs[case.name]
 
     def reference_of(self, case: "Case") -> tuple:
-        """(args, like, expected): the check's inputs on the CPU, and the reference's outcomes, computed
-        only when a check needs them (a stub's checks do not)."""
+        """(like, expected): the reference's outcomes, computed only when a check needs them (a stub's
+        checks do not)."""
         if case.name not in self._references:
-            args = self.inputs_of(case)
             if self.snapshots is not None:
                 like, expected = (Outcome(to_device(o.value, self.device), o.error) for o in self.snapshots[case.name])
             else:
-                like, expected = reference_outcomes(self.reference, case, to_device(args, self.device))
-            self._references[case.name] = (args, like, expected)
+                like, expected = reference_outcomes(self.reference, case, to_device(self.inputs_of(case), self.device))
+            self._references[case.name] = (like, expected)
         return self._references[case.name]
 
     def tol(self, key: str) -> dict:
@@ -722,7 +731,7 @@ class Learner:
             return got.fail
         if got.changed:
             return f"{self.what(case)} changed its input {got.changed} in place; compute a new tensor instead"
-        _, like, expected = self.reference_of(case)
+        like, expected = self.reference_of(case)
         problem = compare_outcomes(got.outcome, expected, like, case, self.tol(case.tol))
         return f"{self.what(case)}: {problem}" if problem else None
 
@@ -773,7 +782,7 @@ class Learner:
             return False
         if changed:
             return True
-        _, like, expected = self.reference_of(case)
+        like, expected = self.reference_of(case)
         tol = self.tol(case.tol)
         theirs_problem = compare_outcomes(theirs, expected, like, case, tol)
         if self.problem(case) is None:
@@ -955,7 +964,75 @@ def judge(name: str, write: int, submissions: list):
     except Exception as e:
         emit(event="finished", error=f"{type(e).__name__}: {e}")
         raise
+    _save_cache(name, os.environ.get("KATA_DEVICE", "cpu"), curriculum.settings().seed)
     emit(event="finished")
+
+
+@functools.cache
+def _cache_file(name: str, device: str, seed: int) -> Path:
+    h = hashlib.sha256(f"{torch.__version__} {numpy.__version__} {sys.version} {device} {seed}".encode())
+    for folder in (curriculum.GRADERS, curriculum.ROOT / "reference"):
+        for path in sorted(folder.glob("*.py")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return CACHE / f"{name}-{h.hexdigest()[:24]}.bin"
+
+
+_CACHED = {}  # (kata, device, seed) -> how many outcomes the cache held when it was read
+
+
+def _load_cache(name: str, device: str, seed: int) -> tuple:
+    """({case: (like, expected)}, {(mistake, case): (Outcome, changed)}) as a judge left them."""
+    from graders import wire
+
+    try:
+        stored = wire.decode_plain(_cache_file(name, device, seed).read_bytes())
+        references = {case: (_restored(like), _restored(expected)) for case, (like, expected) in stored["references"].items()}
+        mistakes = {(m, case): (_restored(o), changed) for m, case, o, changed in stored["mistakes"]}
+    except (OSError, ValueError, TypeError, KeyError):
+        references, mistakes = {}, {}
+    _CACHED[(name, device, seed)] = len(references) + len(mistakes)
+    return references, mistakes
+
+
+def _save_cache(name: str, device: str, seed: int):
+    """Keep what this process computed for the kata, in place of any other version of its cache."""
+    from graders import wire
+
+    key = (name, device, seed)
+    if key not in _SHARED or key not in _CACHED:
+        return
+    _, references, mistakes = _SHARED[key]
+    if len(references) + len(mistakes) == _CACHED[key]:
+        return
+    path = _cache_file(*key)
+    data = wire.encode({
+        "references": {case: [_stored(like), _stored(expected)] for case, (like, expected) in references.items()},
+        "mistakes": [[m, case, _stored(o), changed] for (m, case), (o, changed) in mistakes.items()],
+    })
+    try:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}")
+        partial.write_bytes(data)
+        os.replace(partial, path)
+        for old in CACHE.glob(f"{name}-*.bin"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError:
+        pass  # a folder it may not write: the next run computes them again
+    _CACHED[key] = len(references) + len(mistakes)
+
+
+def _stored(outcome: Outcome) -> dict:
+    if outcome.error is None:
+        return {"value": plain_data(outcome.value)}
+    names = outcome.error.names if _isinstance(outcome.error, Raised) else [k.__name__ for k in _type(outcome.error).__mro__]
+    return {"error": names, "message": str(outcome.error)}
+
+
+def _restored(stored: dict) -> Outcome:
+    if "error" in stored:
+        return Outcome(error=Raised([str(n) for n in stored["error"]], str(stored["message"])))
+    return Outcome(from_plain(stored["value"]))
 
 
 @functools.cache

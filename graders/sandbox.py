@@ -192,8 +192,8 @@ def _allow_except(roots: list, secret: list) -> list:
 
 
 def _secret_paths() -> list:
-    """This project's packages outside the learner's own kata files: graders (config, snapshots) and
-    the reference. The public check code they hold is already in the zygote's memory."""
+    """This project's packages outside the learner's own kata files: graders (config, snapshots), the
+    reference and its cached outcomes. The public check code they hold is already in the zygote's memory."""
     import importlib.util
 
     found = [str(GRADERS)]
@@ -201,6 +201,7 @@ def _secret_paths() -> list:
     if spec and spec.submodule_search_locations:
         found += [os.path.realpath(p) for p in spec.submodule_search_locations]
     found.append(os.path.realpath(GRADERS.parent / "reference"))
+    found.append(os.path.realpath(GRADERS.parent / ".kata" / "cache"))  # the reference's outcomes (harness.CACHE)
     return found
 
 

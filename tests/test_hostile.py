@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from graders import batch, curriculum, runner, sandbox
+from graders import batch, curriculum, harness, runner, sandbox
 from learners import reference_as_learner
 
 HOSTILE = sorted(p.stem for p in (Path(__file__).parent / "hostile").glob("*.py"))
@@ -34,7 +34,7 @@ EVIDENCE = {
     "network": "network: ['PermissionError', 'PermissionError', 'PermissionError']",
     "patch_judge": "your code replaced",
     "peers": "'/proc: PermissionError', 'kill -1: PermissionError'",
-    "read_answers": "{'attention.py': 'PermissionError', 'config.toml': 'PermissionError'",
+    "read_answers": "{'attention.py': 'PermissionError', 'config.toml': 'PermissionError', 'cache': 'PermissionError'",
     "rewrite_graders": "rewriting the graders: ['PermissionError', 'PermissionError'",
     "steal_memory": "entries are off",
 }
@@ -75,6 +75,7 @@ def judge_secrets(monkeypatch, tmp_path):
     monkeypatch.setenv("KATA_HIDDEN_TOKEN", TOKEN)
     monkeypatch.setenv("KATA_SEED", SEED)
     curriculum.settings.cache_clear()
+    harness.CACHE.mkdir(parents=True, exist_ok=True)  # the reference's outcomes, as an earlier run leaves them
     instructor = tree_digest(curriculum.GRADERS, curriculum.ROOT / "reference", curriculum.STUBS)
     yield files
     curriculum.settings.cache_clear()

@@ -1,0 +1,81 @@
+"""The judge's cache of the reference's and the mistakes' outcomes: a later run reads what an earlier
+one computed, gives the same reports, and any change to the code, the seed or the device names
+another file."""
+
+import shutil
+
+import pytest
+
+from graders import curriculum, harness, runner, wire
+from learners import reference_as_learner
+
+
+@pytest.fixture
+def seed(monkeypatch):
+    """A seed of this test's own, so that its cache files are no other test's."""
+    monkeypatch.setenv("KATA_SEED", "4242424242")
+    curriculum.settings.cache_clear()
+    path = harness._cache_file("attention", "cpu", 4242424242)
+    path.unlink(missing_ok=True)
+    yield path
+    path.unlink(missing_ok=True)
+    curriculum.settings.cache_clear()
+
+
+def test_a_later_run_gives_the_same_reports_from_the_cache(tmp_path, seed):
+    folder = reference_as_learner(tmp_path / "katas", ["attention"])
+    cold = runner.grade(["attention"], solutions=folder)
+    assert seed.is_file()
+    assert runner.grade(["attention"], solutions=folder) == cold
+    mistaken = runner.grade(["attention"], entry="no_scaling")
+    assert "Looks like a common mistake: the scores are not divided by sqrt(E)" in str(mistaken)
+    stored = wire.decode_plain(seed.read_bytes())
+    assert any(m == "no_scaling" for m, *_ in stored["mistakes"])  # its outcomes were kept too
+    assert runner.grade(["attention"], entry="no_scaling") == mistaken
+
+
+def test_the_judge_reads_the_cache(tmp_path, seed):
+    """An outcome changed in the file changes the verdict: the judge took it from there."""
+    folder = reference_as_learner(tmp_path / "katas", ["attention"])
+    runner.grade(["attention"], solutions=folder)
+    stored = wire.decode_plain(seed.read_bytes())
+    like, expected = stored["references"]["softmax_rows"]
+    expected["value"] = expected["value"] + 1
+    seed.write_bytes(wire.encode(stored))
+    checks = {c["name"]: c for c in runner.grade(["attention"], solutions=folder)["katas"][0]["checks"]}
+    assert not checks["softmax_rows"]["passed"] and "entries are off" in checks["softmax_rows"]["message"]
+    assert all(c["passed"] for name, c in checks.items() if name != "softmax_rows")
+
+
+def test_a_damaged_cache_is_computed_again(tmp_path, seed):
+    folder = reference_as_learner(tmp_path / "katas", ["attention"])
+    seed.parent.mkdir(parents=True, exist_ok=True)
+    seed.write_bytes(b"\x80\x05not a frame")
+    report = runner.grade(["attention"], solutions=folder)
+    assert report["total"] == report["max_score"]
+    assert "softmax_rows" in wire.decode_plain(seed.read_bytes())["references"]
+
+
+def test_the_cache_file_is_named_by_the_code_the_seed_and_the_device(tmp_path, monkeypatch):
+    for folder in ("graders", "reference"):
+        (tmp_path / folder).mkdir()
+        for path in (curriculum.ROOT / folder).glob("*.py"):
+            shutil.copy(path, tmp_path / folder)
+    monkeypatch.setattr(curriculum, "GRADERS", tmp_path / "graders")
+    monkeypatch.setattr(curriculum, "ROOT", tmp_path)
+
+    def name(*key):
+        harness._cache_file.cache_clear()
+        return harness._cache_file(*key).name
+
+    first = name("attention", "cpu", 0)
+    assert first.startswith("attention-")
+    assert name("attention", "cpu", 1) != first and name("attention", "cuda", 0) != first
+    for edited in ("reference/layer_norm.py", "graders/harness.py", "graders/test_attention.py"):
+        path = tmp_path / edited
+        original = path.read_text()
+        path.write_text(original + "\n# an edit\n")
+        assert name("attention", "cpu", 0) != first, edited
+        path.write_text(original)
+    assert name("attention", "cpu", 0) == first
+    harness._cache_file.cache_clear()
