@@ -394,11 +394,15 @@ def error_name(error: BaseException) -> str:
     return error.names[0] if _isinstance(error, Raised) else _type(error).__name__
 
 
+def error_names(error: BaseException) -> list:
+    """The names of the error's class and its bases, most specific first."""
+    return error.names if _isinstance(error, Raised) else [k.__name__ for k in _type(error).__mro__]
+
+
 def raises_like(error: BaseException, like: BaseException) -> bool:
-    """Whether error is an instance of like's class (by name, for one raised in a sandbox)."""
-    if _isinstance(error, Raised):
-        return error_name(like) in error.names
-    return _isinstance(error, _type(like))
+    """Whether error is an instance of like's class, by name: either may have been raised in a
+    sandbox or read from the cache."""
+    return error_name(like) in error_names(error)
 
 
 def _learner_frame(error: BaseException, root: str) -> str:
@@ -532,7 +536,7 @@ class Submission:
             return {"fail": str(e)}
         changed = _changed_inputs(before, args, names=self._parameters(case))
         if got.error is not None:
-            reply = {"error": {"names": [k.__name__ for k in _type(got.error).__mro__],
+            reply = {"error": {"names": error_names(got.error),
                                "message": str(got.error)[:2000], "where": got.where}}
         else:
             reply = {"value": plain_data(got.value)}
@@ -1025,8 +1029,7 @@ def _save_cache(name: str, device: str, seed: int):
 def _stored(outcome: Outcome) -> dict:
     if outcome.error is None:
         return {"value": plain_data(outcome.value)}
-    names = outcome.error.names if _isinstance(outcome.error, Raised) else [k.__name__ for k in _type(outcome.error).__mro__]
-    return {"error": names, "message": str(outcome.error)}
+    return {"error": error_names(outcome.error), "message": str(outcome.error)}
 
 
 def _restored(stored: dict) -> Outcome:

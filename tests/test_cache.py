@@ -10,15 +10,20 @@ from graders import curriculum, harness, runner, wire
 from learners import reference_as_learner
 
 
+SEED = 4242424242
+
+
 @pytest.fixture
 def seed(monkeypatch):
-    """A seed of this test's own, so that its cache files are no other test's."""
-    monkeypatch.setenv("KATA_SEED", "4242424242")
+    """A seed of this test's own, so that its cache files are no other test's: attention's file."""
+    monkeypatch.setenv("KATA_SEED", str(SEED))
     curriculum.settings.cache_clear()
-    path = harness._cache_file("attention", "cpu", 4242424242)
-    path.unlink(missing_ok=True)
-    yield path
-    path.unlink(missing_ok=True)
+    paths = [harness._cache_file(kata, "cpu", SEED) for kata in ("attention", "causal_mask")]
+    for path in paths:
+        path.unlink(missing_ok=True)
+    yield paths[0]
+    for path in paths:
+        path.unlink(missing_ok=True)
     curriculum.settings.cache_clear()
 
 
@@ -32,6 +37,16 @@ def test_a_later_run_gives_the_same_reports_from_the_cache(tmp_path, seed):
     stored = wire.decode_plain(seed.read_bytes())
     assert any(m == "no_scaling" for m, *_ in stored["mistakes"])  # its outcomes were kept too
     assert runner.grade(["attention"], entry="no_scaling") == mistaken
+
+
+def test_a_mistake_computed_now_is_named_beside_outcomes_from_the_cache(tmp_path, seed):
+    """causal_mask's reference raises ValueError on some checks: read back, that error must still
+    match the one a mistake raises in this run."""
+    runner.grade(["causal_mask"], solutions=reference_as_learner(tmp_path / "katas", ["attention", "causal_mask"]))
+    stored = wire.decode_plain(harness._cache_file("causal_mask", "cpu", SEED).read_bytes())
+    assert stored["mistakes"] == [] and any("error" in like for like, _ in stored["references"].values())
+    report = runner.grade(["causal_mask"], entry="top_left_aligned")
+    assert "Looks like a common mistake: the mask is a plain tril()" in str(report)
 
 
 def test_the_judge_reads_the_cache(tmp_path, seed):
