@@ -1010,8 +1010,9 @@ def _save_cache(name: str, device: str, seed: int):
         return
     path = _cache_file(*key)
     data = wire.encode({
-        "references": {case: [_stored(like), _stored(expected)] for case, (like, expected) in references.items()},
-        "mistakes": [[m, case, _stored(o), changed] for (m, case), (o, changed) in mistakes.items()],
+        "references": {case: [_stored(like), _stored(expected)] for case, (like, expected) in references.items()
+                       if _lasting(like) and _lasting(expected)},
+        "mistakes": [[m, case, _stored(o), changed] for (m, case), (o, changed) in mistakes.items() if _lasting(o)],
     })
     try:
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -1024,6 +1025,13 @@ def _save_cache(name: str, device: str, seed: int):
     except OSError:
         pass  # a folder it may not write: the next run computes them again
     _CACHED[key] = len(references) + len(mistakes)
+
+
+_TRANSIENT = {"MemoryError", "OutOfMemoryError", "RecursionError"}  # what this run's limits caused, not the code
+
+
+def _lasting(outcome: Outcome) -> bool:
+    return outcome.error is None or not _TRANSIENT & set(error_names(outcome.error))
 
 
 def _stored(outcome: Outcome) -> dict:

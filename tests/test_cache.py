@@ -94,3 +94,12 @@ def test_the_cache_file_is_named_by_the_code_the_seed_and_the_device(tmp_path, m
         path.write_text(original)
     assert name("attention", "cpu", 0) == first
     harness._cache_file.cache_clear()
+
+
+def test_an_outcome_that_ran_out_of_memory_is_not_kept():
+    import torch
+
+    for error in (MemoryError(), torch.OutOfMemoryError("CUDA out of memory"), RecursionError()):
+        assert not harness._lasting(harness.Outcome(error=error))
+    assert harness._lasting(harness.Outcome(error=ValueError("q_len must be >= 1")))
+    assert harness._lasting(harness.Outcome(torch.zeros(2)))
