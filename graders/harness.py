@@ -11,7 +11,6 @@ common mistake it looks like) and never shows a tolerance.
 """
 
 import builtins
-import contextlib
 import copy
 import functools
 import hashlib
@@ -87,18 +86,6 @@ class _NoReference:
         if name == "reference" or name.startswith("reference."):
             raise ImportError("kata code cannot import the reference solutions")
         return None
-
-
-@contextlib.contextmanager
-def _reference_hidden():
-    hidden = {n: sys.modules.pop(n) for n in list(sys.modules) if n == "reference" or n.startswith("reference.")}
-    blocker = _NoReference()
-    sys.meta_path.insert(0, blocker)
-    try:
-        yield
-    finally:
-        sys.meta_path.remove(blocker)
-        sys.modules.update(hidden)
 
 
 class Fail(Exception):
@@ -500,8 +487,10 @@ class Submission:
         self._seen = []
         self._watching = _watch(curriculum.forbidden(name), self._seen)
         self._cases = {c.name: c for c in kata_cases(name)}
-        # A learner's files must not lean on the reference solutions (graded as themselves, they may).
-        self._hide_reference = entry is None and Path(self.root) != (curriculum.ROOT / "reference").resolve()
+        # A learner's files must not lean on the reference solutions (graded as themselves, they may):
+        # kept out for the rest of this process, a sandbox, which has not imported them.
+        if entry is None and Path(self.root) != (curriculum.ROOT / "reference").resolve():
+            sys.meta_path.insert(0, _NoReference())
         self.module = None
 
     def load(self) -> dict:
@@ -554,10 +543,8 @@ class Submission:
     def _guarded(self, fn: Callable, what: str) -> "Outcome":
         seen = self._seen
         seen.clear()
-        hide = _reference_hidden() if self._hide_reference else contextlib.nullcontext()
         try:
-            with hide:
-                result = Outcome(fn())
+            result = Outcome(fn())
         except NotImplementedError as e:
             fail(f"not implemented yet: {e or what}")
         except Fail:
