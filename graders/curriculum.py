@@ -25,6 +25,7 @@ else:
 GRADERS = Path(__file__).resolve().parent  # the harness, the checks, config.toml, snapshots/ in a template
 STUBS = Path(importlib.util.find_spec("katas").origin).resolve().parent  # the kata stubs and the manifest
 ROOT = GRADERS.parent  # the repository, in a checkout
+CACHE = ROOT / ".kata" / "cache"  # the reference's outcomes, as judges computed them (graders/harness.py)
 MANIFEST = STUBS / "curriculum.toml"
 CONFIG = GRADERS / "config.toml"  # KATA_CONFIG names another, e.g. a course's private copy
 

@@ -586,7 +586,7 @@ _SHARED = {}  # (kata, device, seed) -> the inputs, reference outcomes and mista
 # the seed. A judge keeps them in CACHE, in a file named by a digest of all of these (every file of
 # graders/ and reference/ included), so that a later run computes only what it has not seen and any
 # change to the code makes a new file. CACHE is out of every sandbox's reach (sandbox._secret_paths).
-CACHE = curriculum.ROOT / ".kata" / "cache"
+CACHE = curriculum.CACHE
 
 
 class Learner:

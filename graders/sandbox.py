@@ -196,12 +196,14 @@ def _secret_paths() -> list:
     reference and its cached outcomes. The public check code they hold is already in the zygote's memory."""
     import importlib.util
 
+    from graders import curriculum
+
     found = [str(GRADERS)]
     spec = importlib.util.find_spec("reference")
     if spec and spec.submodule_search_locations:
         found += [os.path.realpath(p) for p in spec.submodule_search_locations]
     found.append(os.path.realpath(GRADERS.parent / "reference"))
-    found.append(os.path.realpath(GRADERS.parent / ".kata" / "cache"))  # the reference's outcomes (harness.CACHE)
+    found.append(os.path.realpath(curriculum.CACHE))
     return found
 
 
