@@ -11,11 +11,11 @@ nor the graders and the machine pays for one torch import.
 
 What a sandbox guarantees on Linux (Landlock ABI >= 1 and seccomp; `confinement()` says whether this
 machine has them), each proven by tests/hostile/:
-  * it reads only the Python installation (minus this project's graders and reference packages), the
-    system's shared libraries and the one learner's kata files, and writes no file at all (its working
-    folder, HOME and TMPDIR are an empty private folder that the judge removes), so it cannot fill a
-    disk; /proc, the graders' config and snapshots, the reference, the judge's files and every other
-    learner's files are out of reach;
+  * it reads only the Python installation (minus this project's graders and reference packages and
+    the cache of the reference's outcomes), the system's shared libraries and the one learner's kata
+    files, and writes no file at all (its working folder, HOME and TMPDIR are an empty private folder
+    that the judge removes), so it cannot fill a disk; /proc, the graders' config and snapshots, the
+    reference, the judge's files and every other learner's files are out of reach;
   * its environment is empty but for PATH, HOME, TMPDIR and LANG (no GITHUB_*, no tokens, no KATA_*);
     every file descriptor but its own channel to the judge is closed;
   * it cannot create processes (so nothing it starts can outlive it), open sockets (no network),
