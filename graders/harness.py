@@ -450,6 +450,13 @@ def plain_data(x, depth: int = 0):
 _MAX_VALUES = 10**5  # a reply's values, counted as a tree: shared references could make a small frame vast
 
 
+def _text(x, limit: int = 4000) -> str:
+    """A string of a reply, cut short; TypeError if it is not one."""
+    if _type(x) is not str:
+        raise TypeError(f"a {_type(x).__name__} where text was expected")
+    return x[:limit]
+
+
 def from_plain(x):
     """A reply's value as the judge compares it; TypeError if it holds anything but plain data."""
     return _from_plain(x, 0, [_MAX_VALUES])
@@ -636,7 +643,8 @@ class Learner:
                 self._import_error = f"{self.kata.file} could not be imported: {e}"
                 return None
             if "fail" in self._box.hello:
-                self._import_error = str(self._box.hello["fail"])
+                fail = self._box.hello["fail"]
+                self._import_error = _text(fail) if _type(fail) is str else f"{self.kata.file} sent the grader something that is not its reply"
         return None if self._import_error else self._box
 
     def result(self, case: "Case") -> Result:
@@ -662,23 +670,24 @@ class Learner:
             reply = box.run(case.name, args, min(curriculum.settings().check_timeout, left))
         except sandbox.Died as e:
             return Result(fail=str(e))
-        result = self._decode(reply)
-        result.output = str(reply.get("output") or "")
-        return result
+        return self._decode(reply)
 
     @staticmethod
     def _decode(reply: dict) -> Result:
         try:
+            output = _text(reply.get("output", ""))
             if "fail" in reply:
-                return Result(fail=str(reply["fail"]))
+                return Result(fail=_text(reply["fail"]), output=output)
             changed = reply.get("changed")
-            changed = str(changed) if changed is not None else None
+            changed = _text(changed) if changed is not None else None
             if "error" in reply:
                 e = reply["error"]
-                error = Raised([str(n) for n in e["names"]], str(e["message"]))
-                return Result(Outcome(error=error, where=str(e["where"])), changed)
-            return Result(Outcome(from_plain(reply["value"])), changed)
-        except (KeyError, TypeError) as e:
+                if _type(e["names"]) is not list:
+                    raise TypeError("the error's names are not a list")
+                error = Raised([_text(n) for n in e["names"][:64]], _text(e["message"]))
+                return Result(Outcome(error=error, where=_text(e["where"])), changed, output=output)
+            return Result(Outcome(from_plain(reply["value"])), changed, output=output)
+        except (KeyError, TypeError, RecursionError) as e:
             return Result(fail=f"the sandbox sent a reply the grader cannot read ({e})")
 
     def close(self):
@@ -959,12 +968,22 @@ def judge(name: str, write: int, submissions: list):
     emit(event="finished")
 
 
+def _digest(folder: Path) -> bytes:
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.digest()
+
+
+# The graders' code as this process imported it (a zygote's judges run what the zygote imported, even
+# if the files change later); the reference, which judges import themselves, is read when a cache is.
+_GRADERS_DIGEST = _digest(curriculum.GRADERS)
+
+
 @functools.cache
 def _cache_file(name: str, device: str, seed: int) -> Path:
     h = hashlib.sha256(f"{torch.__version__} {numpy.__version__} {sys.version} {device} {seed}".encode())
-    for folder in (curriculum.GRADERS, curriculum.ROOT / "reference"):
-        for path in sorted(folder.glob("*.py")):
-            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    h.update(_GRADERS_DIGEST + _digest(curriculum.ROOT / "reference"))
     return CACHE / f"{name}-{h.hexdigest()[:24]}.bin"
 
 
@@ -979,7 +998,7 @@ def _load_cache(name: str, device: str, seed: int) -> tuple:
         stored = wire.decode_plain(_cache_file(name, device, seed).read_bytes())
         references = {case: (_restored(like), _restored(expected)) for case, (like, expected) in stored["references"].items()}
         mistakes = {(m, case): (_restored(o), changed) for m, case, o, changed in stored["mistakes"]}
-    except (OSError, ValueError, TypeError, KeyError):
+    except Exception:  # missing, damaged or of another shape: computed again
         references, mistakes = {}, {}
     _CACHED[(name, device, seed)] = len(references) + len(mistakes)
     return references, mistakes
@@ -1003,22 +1022,21 @@ def _save_cache(name: str, device: str, seed: int):
     })
     try:
         CACHE.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}")
+        partial = path.with_suffix(f".{os.getpid()}.partial")
         partial.write_bytes(data)
         os.replace(partial, path)
-        for old in CACHE.glob(f"{name}-*.bin"):
-            if old != path:
+        for old in CACHE.glob(f"{name}-*"):
+            if old != path and (old.suffix == ".bin" or time.time() - old.stat().st_mtime > 3600):
                 old.unlink(missing_ok=True)
     except OSError:
         pass  # a folder it may not write: the next run computes them again
     _CACHED[key] = len(references) + len(mistakes)
 
 
-_TRANSIENT = {"MemoryError", "OutOfMemoryError", "RecursionError"}  # what this run's limits caused, not the code
-
-
 def _lasting(outcome: Outcome) -> bool:
-    return outcome.error is None or not _TRANSIENT & set(error_names(outcome.error))
+    """Whether an outcome says what the code does whatever the run: a value. An error may be this
+    run's limits (memory, the allocator, CUDA), and the checks that expect one are cheap to run."""
+    return outcome.error is None
 
 
 def _stored(outcome: Outcome) -> dict:

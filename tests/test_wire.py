@@ -3,6 +3,7 @@ build nothing but plain data."""
 
 import pickle
 import pickletools
+import struct
 
 import pytest
 import torch
@@ -97,3 +98,53 @@ def test_a_frame_of_shared_references_is_refused_before_it_is_walked():
     value = wire.decode_plain(wire.encode(node))  # a few hundred bytes
     with pytest.raises(TypeError, match="more than"):
         harness.from_plain(value)
+
+
+# Frames written opcode by opcode, as a hostile sandbox could.
+P = pickle
+text = lambda x: P.SHORT_BINUNICODE + bytes([len(x)]) + x.encode()  # noqa: E731
+num = lambda n: P.BININT + struct.pack("<i", n)  # noqa: E731
+tup = lambda *items: P.MARK + b"".join(items) + P.TUPLE  # noqa: E731
+record = lambda dtype, shape, data: (tup(num(0), text(dtype), tup(*map(num, shape)), text("cpu"), P.NEWFALSE,  # noqa: E731
+                                         P.BYTEARRAY8 + struct.pack("<Q", len(data)) + data) + P.BINPERSID)
+frame = lambda body: P.PROTO + b"\x05" + body + P.STOP  # noqa: E731
+ONE = record("float32", (1,), struct.pack("<f", 1.0))
+
+
+@pytest.mark.parametrize("body", [
+    record("quint8", (4,), b"\1\2\3\4"),  # a quantized tensor without its quantizer
+    record("bits8", (4,), b"\1\2\3\4"),
+    record("bool", (2,), b"\0\2"),
+    ONE + P.MEMOIZE + tup(P.BINGET + b"\0", num(0), tup(num(1 << 20), num(1 << 20)), tup(num(0), num(0))) + P.BUILD,
+    ONE + P.MEMOIZE + P.MARK + num(0) + num(5) + P.SETITEMS,  # tensor[0] = 5
+    ONE + P.MARK + num(1) + P.ADDITEMS,
+    P.EMPTY_SET + P.MARK + num(1) + P.ADDITEMS,
+    P.LONG1 + bytes([12]) + (5 * (2**61 - 1)).to_bytes(12, "little"),  # ints that could all share one hash
+    P.EMPTY_DICT + ONE + num(1) + P.SETITEM,  # a tensor as a dict key
+])
+def test_frames_that_would_reach_beyond_plain_data_are_refused(body):
+    with pytest.raises(ValueError, match="not a frame of plain data"):
+        wire.decode_plain(frame(body))
+
+
+def test_a_tensor_record_stands_for_its_tensor():
+    got = wire.decode_plain(frame(P.EMPTY_DICT + text("value") + P.MARK + ONE + P.MEMOIZE + P.BINGET + b"\0" + P.LIST + P.SETITEM))
+    assert got["value"][0] is got["value"][1] and torch.equal(got["value"][0], torch.ones(1))
+
+
+def shared(levels: int) -> list:
+    node = []
+    for _ in range(levels):
+        node = [node, node]
+    return node
+
+
+@pytest.mark.parametrize("reply", [
+    {"fail": shared(60)},  # 2**60 lists if it were turned into text
+    {"error": {"names": ["ValueError"], "message": shared(60), "where": ""}},
+    {"error": {"names": "ValueError", "message": "", "where": ""}},
+    {"value": 1.0, "changed": shared(60)},
+    {"value": 1.0, "output": 7},
+])
+def test_a_reply_whose_text_is_not_text_cannot_be_read(reply):
+    assert "cannot read" in harness.Learner._decode(reply).fail
