@@ -25,8 +25,8 @@ machine has them), each proven by tests/hostile/:
     grading process that started it.
 The protocol: one request, one reply, in the frames of graders/wire.py. The judge's request may hold
 any object (judge to sandbox is trusted); the sandbox replies with plain data, which the judge reads
-from a bounded number of bytes with an unpickler that refuses every global (wire.decode_plain), and
-accepts only with the request's nonce. Forbidden-API, in-place and monkeypatch detection run inside
+from a bounded number of bytes, unpickling it only once every opcode is one of plain data
+(wire.decode_plain), and accepts only with the request's nonce. Forbidden-API, in-place and monkeypatch detection run inside
 the sandbox: they are teaching guards, not part of the boundary.
 
 Where Landlock or seccomp is missing (macOS, old kernels) sandboxes still run learner code in
