@@ -388,7 +388,7 @@ def error_names(error: BaseException) -> list:
 
 def raises_like(error: BaseException, like: BaseException) -> bool:
     """Whether error is an instance of like's class, by name: either may have been raised in a
-    sandbox or read from the cache."""
+    sandbox, the other in this process."""
     return error_name(like) in error_names(error)
 
 
@@ -618,11 +618,11 @@ class Learner:
         self._results = {}  # case name -> Result
         # What does not depend on the submission, shared by every Learner of this kata in the process:
         # case name -> args; case name -> (like, expected); (mistake, case name) -> (Outcome, changed)
-        key = (name, self.device, curriculum.settings().seed)
-        if key not in _SHARED:
-            cached = _load_cache(*key) if self.reference is not None and self.snapshots is None else ({}, {})
-            _SHARED[key] = ({}, *cached)
-        self._inputs, self._references, self._mistakes = _SHARED[key]
+        self.key = (name, self.device, curriculum.settings().seed)
+        if self.key not in _SHARED:
+            cached = _load_cache(*self.key) if self.reference is not None and self.snapshots is None else ({}, {})
+            _SHARED[self.key] = ({}, *cached)
+        self._inputs, self._references, self._mistakes = _SHARED[self.key]
         self._named = None  # (the mistake the whole kata matches or None, the check that looked first)
         self._deadline = time.monotonic() + self.kata.timeout  # for all of the learner's code in this kata
 
@@ -950,7 +950,8 @@ def judge(name: str, write: int, submissions: list):
         stream.write(json.dumps(event) + "\n")
 
     try:
-        emit(event="collected", checks=[{"name": c.name, "hidden": c.hidden} for c in Learner(name).cases])
+        kata = Learner(name)  # the checks, and the outcomes every submission shares
+        emit(event="collected", checks=[{"name": c.name, "hidden": c.hidden} for c in kata.cases])
         for i, submission in enumerate(submissions):
             learner = Learner(name, submission["folder"], submission["entry"])
             for case in learner.cases:
@@ -964,7 +965,7 @@ def judge(name: str, write: int, submissions: list):
     except Exception as e:
         emit(event="finished", error=f"{type(e).__name__}: {e}")
         raise
-    _save_cache(name, os.environ.get("KATA_DEVICE", "cpu"), curriculum.settings().seed)
+    _save_cache(*kata.key)
     emit(event="finished")
 
 
@@ -987,7 +988,7 @@ def _cache_file(name: str, device: str, seed: int) -> Path:
     return CACHE / f"{name}-{h.hexdigest()[:24]}.bin"
 
 
-_CACHED = {}  # (kata, device, seed) -> how many outcomes the cache held when it was read
+_CACHED = {}  # (kata, device, seed) -> how many outcomes the cache held when it was read or written
 
 
 def _load_cache(name: str, device: str, seed: int) -> tuple:
@@ -996,8 +997,9 @@ def _load_cache(name: str, device: str, seed: int) -> tuple:
 
     try:
         stored = wire.decode_plain(_cache_file(name, device, seed).read_bytes())
-        references = {case: (_restored(like), _restored(expected)) for case, (like, expected) in stored["references"].items()}
-        mistakes = {(m, case): (_restored(o), changed) for m, case, o, changed in stored["mistakes"]}
+        references = {case: (Outcome(from_plain(like)), Outcome(from_plain(expected)))
+                      for case, (like, expected) in stored["references"].items()}
+        mistakes = {(m, case): (Outcome(from_plain(value)), changed) for m, case, value, changed in stored["mistakes"]}
     except Exception:  # missing, damaged or of another shape: computed again
         references, mistakes = {}, {}
     _CACHED[(name, device, seed)] = len(references) + len(mistakes)
@@ -1005,50 +1007,39 @@ def _load_cache(name: str, device: str, seed: int) -> tuple:
 
 
 def _save_cache(name: str, device: str, seed: int):
-    """Keep what this process computed for the kata, in place of any other version of its cache."""
+    """Keep the values this process knows for the kata, in place of any other version of its cache."""
     from graders import wire
 
     key = (name, device, seed)
     if key not in _SHARED or key not in _CACHED:
         return
     _, references, mistakes = _SHARED[key]
-    if len(references) + len(mistakes) == _CACHED[key]:
+    kept = {
+        "references": {case: [plain_data(like.value), plain_data(expected.value)]
+                       for case, (like, expected) in references.items() if _lasting(like) and _lasting(expected)},
+        "mistakes": [[m, case, plain_data(o.value), changed] for (m, case), (o, changed) in mistakes.items() if _lasting(o)],
+    }
+    count = len(kept["references"]) + len(kept["mistakes"])
+    if count == _CACHED[key]:
         return
     path = _cache_file(*key)
-    data = wire.encode({
-        "references": {case: [_stored(like), _stored(expected)] for case, (like, expected) in references.items()
-                       if _lasting(like) and _lasting(expected)},
-        "mistakes": [[m, case, _stored(o), changed] for (m, case), (o, changed) in mistakes.items() if _lasting(o)],
-    })
     try:
         CACHE.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.partial")
-        partial.write_bytes(data)
+        partial.write_bytes(wire.encode(kept))
         os.replace(partial, path)
         for old in CACHE.glob(f"{name}-*"):
             if old != path and (old.suffix == ".bin" or time.time() - old.stat().st_mtime > 3600):
                 old.unlink(missing_ok=True)
     except OSError:
         pass  # a folder it may not write: the next run computes them again
-    _CACHED[key] = len(references) + len(mistakes)
+    _CACHED[key] = count
 
 
 def _lasting(outcome: Outcome) -> bool:
     """Whether an outcome says what the code does whatever the run: a value. An error may be this
     run's limits (memory, the allocator, CUDA), and the checks that expect one are cheap to run."""
     return outcome.error is None
-
-
-def _stored(outcome: Outcome) -> dict:
-    if outcome.error is None:
-        return {"value": plain_data(outcome.value)}
-    return {"error": error_names(outcome.error), "message": str(outcome.error)}
-
-
-def _restored(stored: dict) -> Outcome:
-    if "error" in stored:
-        return Outcome(error=Raised([str(n) for n in stored["error"]], str(stored["message"])))
-    return Outcome(from_plain(stored["value"]))
 
 
 @functools.cache

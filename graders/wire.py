@@ -28,6 +28,7 @@ import torch
 _DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.complex64, torch.complex128, torch.bool,
     torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8, torch.uint16, torch.uint32, torch.uint64)}
+_NAMES = {d: name for name, d in _DTYPES.items()}
 _PLAIN_OPS = {
     "PROTO", "FRAME", "STOP", "MARK", "POP", "POP_MARK", "DUP", "NONE", "NEWTRUE", "NEWFALSE", "BININT", "BININT1",
     "BININT2", "LONG1", "BINFLOAT", "SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "SHORT_BINBYTES", "BINBYTES",
@@ -52,18 +53,14 @@ class _Writer(pickle.Pickler):
         index = self.sent[id(obj)] = len(self.sent)
         flat = obj.detach().resolve_conj().resolve_neg().cpu().contiguous().reshape(-1).view(torch.uint8)
         data = pickle.PickleBuffer(flat.numpy())  # written once, as a bytearray
-        return (index, str(obj.dtype).removeprefix("torch."), tuple(obj.shape), str(obj.device), obj.requires_grad, data)
+        return (index, _NAMES[obj.dtype], tuple(obj.shape), str(obj.device), obj.requires_grad, data)
 
 
 def encode(message) -> bytes:
     buffer = io.BytesIO()
-    writer = _Writer(buffer)
-    writer.dump(message)
-    del writer.sent
+    _Writer(buffer).dump(message)
     return buffer.getvalue()
 
-
-_NAMES = {d: name for name, d in _DTYPES.items()}
 
 
 class _Reader(pickle.Unpickler):
